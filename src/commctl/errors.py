@@ -1,0 +1,85 @@
+"""Exit codes and the error tree: every failure a user can cause maps to one of these."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    INVALID_INPUT = 3
+    CONFIG = 4
+    API_REJECTED = 5
+    UNAVAILABLE = 6
+    DIFFERENCES = 7
+    INTERRUPTED = 130
+
+
+class CommctlError(Exception):
+    """An error meant for people: a message, an optional hint, an exit code."""
+
+    exit_code = ExitCode.INTERNAL
+    kind = "internal"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def lines(self) -> list[str]:
+        return [self.message]
+
+
+class UsageError(CommctlError):
+    exit_code = ExitCode.USAGE
+    kind = "usage"
+
+
+class InputError(CommctlError):
+    """Invalid input; `problems` holds one `FILE:LINE:COL: field: message` line each."""
+
+    exit_code = ExitCode.INVALID_INPUT
+    kind = "input"
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("; ".join(problems) if len(problems) == 1 else f"{len(problems)} problems in the input", hint)
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
+
+
+class ConfigError(CommctlError):
+    exit_code = ExitCode.CONFIG
+    kind = "config"
+
+
+class AuthError(CommctlError):
+    exit_code = ExitCode.CONFIG
+    kind = "auth"
+
+
+class ApiError(CommctlError):
+    """The API refused a request (4xx other than 401/403, or `errors[]` in the body)."""
+
+    exit_code = ExitCode.API_REJECTED
+    kind = "api"
+
+    def __init__(
+        self, message: str, status: int | None = None, code: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.code = code
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": self.status, "code": self.code, "message": self.message}
+
+
+class UnavailableError(ApiError):
+    """The API could not be reached or kept failing (5xx, timeout, connection) after the retries."""
+
+    exit_code = ExitCode.UNAVAILABLE
+    kind = "unavailable"

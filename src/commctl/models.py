@@ -1,0 +1,168 @@
+"""The three kinds of model: what users write (strict), what the API returns (lenient), what we plan.
+
+Input models refuse unknown keys and wrong types; wire models accept whatever the real API has been
+seen to send (see "Unknowns a client must tolerate" in the API reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+COMM_TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
+CommType = Literal["START", "FINISH", "CHANGE", "REMINDER"]
+INT32_MAX = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+ChannelId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+OffsetDays = Annotated[int, Field(ge=0, le=INT32_MAX, description="Delivery offset in days (REMINDER: days before the period ends)")]
+
+# The fields of a communication that the user sets and the API stores, in wire order.
+VALUE_FIELDS = ("sender", "subjectTemplate", "messageTemplate", "offsetDays", "active")
+CREATE_DEFAULTS: dict[str, Any] = {"active": True, "offsetDays": 0, "sender": "", "subjectTemplate": ""}
+# Pairs of keys of which at most one may be given in one mapping.
+EXCLUSIVE = (("channelId", "channel"), ("messageTemplate", "messageTemplateFile"), ("subjectTemplate", "subjectTemplateFile"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CommunicationFields(_Strict):
+    """Fields that may appear both in `defaults` and in a communication."""
+
+    channelId: ChannelId | None = Field(None, description="Channel id from `commctl channels`")
+    channel: str | None = Field(None, min_length=1, description="Channel name (e.g. EMAIL, SMS), resolved online")
+    sender: str | None = None
+    subjectTemplate: str | None = None
+    subjectTemplateFile: str | None = Field(None, min_length=1, description="Path relative to this file")
+    messageTemplate: str | None = None
+    messageTemplateFile: str | None = Field(None, min_length=1, description="Path relative to this file")
+    offsetDays: OffsetDays | None = None
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_of_each_pair(self) -> CommunicationFields:
+        for a, b in EXCLUSIVE:
+            if getattr(self, a) is not None and getattr(self, b) is not None:
+                raise ValueError(f"give either {a} or {b}, not both")
+        return self
+
+
+class CommunicationIn(CommunicationFields):
+    communicationType: CommType
+
+
+class TargetIn(_Strict):
+    targetId: Id
+    communications: list[CommunicationIn] = Field(min_length=1)
+
+
+class DocumentIn(_Strict):
+    """One target group: its defaults and the communications of its targets."""
+
+    model_config = ConfigDict(title="commctl communications file")
+    targetGroupId: Id
+    defaults: CommunicationFields | None = None
+    targets: list[TargetIn] = Field(min_length=1)
+
+
+# ---- what the API returns (lenient) ----
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Communication(_Lenient):
+    id: int | None = None
+    targetGroupId: int | None = None
+    targetId: int | None = None
+    communicationType: str
+    channelId: int
+    sender: str = ""
+    subjectTemplate: str = ""
+    messageTemplate: str = ""
+    offsetDays: int = 0
+    active: bool = True
+    attribution: dict[str, Any] | None = None
+
+    @field_validator("sender", "subjectTemplate", "messageTemplate", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        return "" if v is None else v
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.communicationType, self.channelId)
+
+    def values(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in VALUE_FIELDS}
+
+    def api_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Channel(_Lenient):
+    id: int
+    name: str = ""
+
+
+class ErrorItem(_Lenient):
+    code: int | None = None
+    message: str | None = None
+
+
+class Envelope(_Lenient):
+    data: Any = None
+    errors: list[ErrorItem] | None = None
+    warnings: list[Any] | None = None
+
+
+class Token(_Lenient):
+    accessToken: str
+    ttlSeconds: int | None = None
+
+
+# ---- what we plan ----
+
+
+@dataclass
+class Desired:
+    """One communication the user asked for: its key and only the fields the user gave."""
+
+    group: int
+    target: int
+    type: str
+    channel: int | str  # an id, or a name still to be resolved online
+    fields: dict[str, Any]
+    where: str = ""  # FILE:LINE:COL of the mapping that declared it, for messages
+    channel_name: str | None = None
+    locs: dict[str, str] = field(default_factory=dict)  # field -> FILE:LINE:COL
+
+    @property
+    def label(self) -> str:
+        return f"group {self.group} target {self.target} {self.type}/{self.channel_name or self.channel}"
+
+
+@dataclass
+class Item:
+    """The plan and then the outcome for one communication."""
+
+    group: int
+    target: int
+    type: str | None
+    channel: int | None
+    action: str  # create | update | unchanged, then created | updated | unchanged | failed
+    live: Communication | None = None
+    desired: dict[str, Any] | None = None  # full merged object to send
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    where: str = ""
+    exc: Exception | None = None  # the error behind `error`, for the exit code
+
+    @property
+    def key(self) -> tuple[str | None, int | None]:
+        return (self.type, self.channel)

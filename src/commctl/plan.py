@@ -1,0 +1,168 @@
+"""Desired + live -> per-item actions (create / update / unchanged), then apply them target by target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .client import Client
+from .errors import ApiError, UnavailableError
+from .loader import Problems
+from .models import CREATE_DEFAULTS, VALUE_FIELDS, Communication, Desired, Item
+
+Key = tuple[int, int]
+T = TypeVar("T")
+R = TypeVar("R")
+WIRE_ORDER = ("active", "channelId", "communicationType", "messageTemplate", "offsetDays", "sender", "subjectTemplate")
+
+
+def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int) -> list[R]:
+    """Map fn over args with a bounded pool of threads, keeping order."""
+    args = list(args)
+    if concurrency <= 1 or len(args) <= 1:
+        return [fn(a) for a in args]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
+        return list(pool.map(fn, args))
+
+
+def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
+    """Turn channel names into ids (one GET, only when a name is used); return id -> name."""
+    names: dict[int, str] = {}
+    if any(isinstance(d.channel, str) for d in items):
+        names = {c.id: c.name for c in client.channels()}
+        by_name = {n.upper(): i for i, n in names.items()}
+        problems = Problems()
+        for d in items:
+            if isinstance(d.channel, str):
+                if d.channel.upper() in by_name:
+                    d.channel = by_name[d.channel.upper()]
+                else:
+                    problems.add(d.where, f"unknown channel {d.channel!r} (this org has: {', '.join(names.values())})")
+        problems.raise_if_any()
+    return names
+
+
+def fetch_live(client: Client, keys: Iterable[Key], concurrency: int) -> dict[Key, list[Communication] | ApiError]:
+    """GET the communications of each target; a failing target is recorded, not raised."""
+
+    def one(key: Key) -> list[Communication] | ApiError:
+        try:
+            return client.communications(*key)
+        except ApiError as e:
+            return e
+
+    keys = list(dict.fromkeys(keys))
+    return dict(zip(keys, run_all(one, keys, concurrency), strict=True))
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if before.get(f) != after[f]}
+
+
+def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]) -> list[Item]:
+    """Merge each desired item over its live counterpart (SPEC section 2)."""
+    problems = Problems()
+    items: list[Item] = []
+    seen: dict[tuple[int, int, str, int], Desired] = {}
+    for d in desired:
+        assert isinstance(d.channel, int)
+        key = (d.group, d.target, d.type, d.channel)
+        if key in seen:
+            problems.add(d.where, f"duplicate communication {d.label}; first declared at {seen[key].where}")
+            continue
+        seen[key] = d
+        item = Item(d.group, d.target, d.type, d.channel, action="create", where=d.where)
+        items.append(item)
+        current = live[(d.group, d.target)]
+        if isinstance(current, ApiError):
+            fail(item, current)
+            continue
+        item.live = next((c for c in current if c.key == item.key), None)
+        if item.live is None:
+            if "messageTemplate" not in d.fields:
+                problems.add(d.where, f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it")
+            item.desired = {**CREATE_DEFAULTS, **d.fields}
+        else:
+            item.desired = {**item.live.values(), **d.fields}
+            item.changes = _changes(item.live.values(), item.desired)
+            item.action = "update" if item.changes else "unchanged"
+    problems.raise_if_any()
+    return items
+
+
+def plan_active(live: dict[Key, list[Communication] | ApiError], active: bool, match: Callable[[Communication], bool]) -> list[Item]:
+    """Items that set `active` on the live communications that match."""
+    items = []
+    for (group, target), current in live.items():
+        if isinstance(current, ApiError):
+            item = Item(group, target, None, None, action="update")
+            items.append(fail(item, current))
+            continue
+        for c in sorted(current, key=lambda c: c.key):
+            if match(c):
+                item = Item(group, target, c.communicationType, c.channelId, action="update", live=c)
+                item.desired = {**c.values(), "active": active}
+                item.changes = _changes(c.values(), item.desired)
+                item.action = "update" if item.changes else "unchanged"
+                items.append(item)
+    return items
+
+
+def fail(item: Item, error: ApiError) -> Item:
+    item.action = "failed"
+    item.error = error.as_dict()
+    item.exc = error
+    return item
+
+
+def wire(item: Item) -> dict[str, Any]:
+    assert item.desired is not None
+    full = {**item.desired, "communicationType": item.type, "channelId": item.channel}
+    return {k: full[k] for k in WIRE_ORDER}
+
+
+def apply(client: Client, items: list[Item], *, concurrency: int = 8, force: bool = False, dry_run: bool = False,
+          before_write: Callable[[list[Item]], None] | None = None) -> list[Item]:
+    """Send one upsert per target that has something to send; every target is attempted."""
+    by_target: dict[Key, list[Item]] = {}
+    for item in items:
+        if item.action == "failed":
+            continue
+        if item.action == "unchanged" and not force:
+            item.result = item.live.api_dict() if item.live else None
+            continue
+        if dry_run:
+            item.action = "would-" + item.action.replace("unchanged", "update")
+            item.result = wire(item)
+            continue
+        by_target.setdefault((item.group, item.target), []).append(item)
+
+    def send(batch: list[Item]) -> None:
+        if before_write:
+            before_write(batch)
+        try:
+            returned = client.upsert(batch[0].group, batch[0].target, [wire(i) for i in batch])
+        except ApiError as e:
+            for i in batch:
+                fail(i, e)
+            return
+        by_key = {c.key: c for c in returned}
+        for i in batch:
+            i.action = "created" if i.live is None else "updated"
+            reply = by_key.get(i.key)
+            i.result = reply.api_dict() if reply else wire(i)
+
+    run_all(send, by_target.values(), concurrency)
+    for item in items:
+        if item.action == "unchanged" and item.result is None and item.live is not None:
+            item.result = item.live.api_dict()
+    return items
+
+
+def failure_exit(items: list[Item]) -> int:
+    """0 when nothing failed; 6 when every failure was the API being unavailable; else 5."""
+    failures = [i.exc for i in items if i.action == "failed"]
+    if not failures:
+        return 0
+    return 6 if all(isinstance(e, UnavailableError) for e in failures) else 5

@@ -1,0 +1,173 @@
+"""Pure functions from results to data (JSON/YAML), Rich tables and Markdown; no I/O decisions here."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from .models import VALUE_FIELDS, Communication, Desired, Item
+
+BASE_ACTIONS = ("created", "updated", "unchanged", "failed")
+LONG = 60
+
+
+def shorten(text: Any, width: int = 40) -> str:
+    s = "" if text is None else str(text)
+    s = s.replace("\r\n", "⏎").replace("\n", "⏎")
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def result_row(item: Item, with_changes: bool = False) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "targetGroupId": item.group,
+        "targetId": item.target,
+        "communicationType": item.type,
+        "channelId": item.channel,
+        "action": item.action,
+        "communication": item.result,
+        "error": item.error,
+    }
+    if with_changes:
+        row["changes"] = item.changes if item.action in ("would-update", "updated") else {}
+    return row
+
+
+def summary(items: Iterable[Item]) -> dict[str, int]:
+    counts = Counter(i.action for i in items)
+    out = {a: counts.get(a, 0) for a in BASE_ACTIONS}
+    out.update({a: n for a, n in sorted(counts.items()) if a not in out})
+    return out
+
+
+def results_doc(items: list[Item], with_changes: bool = False) -> dict[str, Any]:
+    return {"results": [result_row(i, with_changes) for i in items], "summary": summary(items)}
+
+
+def _table(*columns: str, plain: bool) -> Table:
+    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    return table
+
+
+STYLE = {"created": "green", "updated": "yellow", "failed": "bold red", "would-create": "green", "would-update": "yellow"}
+
+
+def _channel(channel: int | None, names: dict[int, str]) -> str:
+    if channel is None:
+        return ""
+    return f"{channel} {names[channel]}" if channel in names else str(channel)
+
+
+def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
+    table = _table("action", "group", "target", "type", "channel", "id", "changed / error", plain=plain)
+    for i in items:
+        if i.error:
+            detail = i.error["message"]
+        elif i.action == "unchanged":
+            detail = ""
+        else:
+            detail = ", ".join(i.changes) if i.live else "new"
+        comm_id = (i.result or {}).get("id") or (i.live.id if i.live else None)
+        table.add_row(Text(i.action, style=STYLE.get(i.action, "")), str(i.group), str(i.target), i.type or "",
+                      _channel(i.channel, names), "" if comm_id is None else str(comm_id), detail)
+    return table
+
+
+def summary_line(items: list[Item]) -> str:
+    return ", ".join(f"{n} {a}" for a, n in summary(items).items() if n or a in BASE_ACTIONS)
+
+
+def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) -> Table:
+    table = _table("group", "target", "id", "type", "channel", "sender", "subject", "message", "offset days",
+                   "active", "last updated", plain=plain)
+    for c in comms:
+        updated = (c.attribution or {}).get("lastUpdatedOn") or ""
+        table.add_row(str(c.targetGroupId or ""), str(c.targetId or ""), "" if c.id is None else str(c.id),
+                      c.communicationType, _channel(c.channelId, names), shorten(c.sender, 30), shorten(c.subjectTemplate),
+                      shorten(c.messageTemplate), str(c.offsetDays), "yes" if c.active else "no", str(updated))
+    return table
+
+
+def desired_table(items: list[Desired], plain: bool) -> Table:
+    table = _table("group", "target", "type", "channel", "sender", "subject", "message", "offset days", "active",
+                   "declared at", plain=plain)
+    for d in items:
+        f = d.fields
+        active = f.get("active")
+        table.add_row(str(d.group), str(d.target), d.type, str(d.channel), shorten(f.get("sender", "")),
+                      shorten(f.get("subjectTemplate", "")), shorten(f.get("messageTemplate", "")),
+                      str(f.get("offsetDays", "")), "" if active is None else ("yes" if active else "no"),
+                      d.where.split(": ")[0])
+    return table
+
+
+def desired_doc(items: list[Desired]) -> list[dict[str, Any]]:
+    return [{"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type,
+             **({"channel": d.channel} if isinstance(d.channel, str) else {"channelId": d.channel}), **d.fields}
+            for d in items]
+
+
+def raw_table(rows: list[Any], columns: tuple[str, ...], plain: bool) -> Table:
+    table = _table(*columns, plain=plain)
+    for row in rows:
+        r = row if isinstance(row, dict) else {}
+        table.add_row(*(shorten(r.get(c, ""), 50) for c in columns))
+    return table
+
+
+def text_diff(before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        "live", "desired", n=2)).rstrip("\n")
+
+
+def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
+    table = _table("action", "group", "target", "type", "channel", "field", "live", "desired", plain=plain)
+    for i in items:
+        head = [Text(i.action, style=STYLE.get(i.action, "")), str(i.group), str(i.target), i.type or "",
+                _channel(i.channel, names)]
+        if i.error:
+            table.add_row(*head, "", "", i.error["message"])
+        elif i.action == "would-create":
+            d = i.desired or {}
+            for n, f in enumerate(VALUE_FIELDS):
+                table.add_row(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)))
+        elif i.action == "would-update":
+            for n, (f, change) in enumerate(i.changes.items()):
+                before, after = change["from"], change["to"]
+                if isinstance(before, str) and isinstance(after, str) and (len(before) > LONG or len(after) > LONG
+                                                                            or "\n" in before + after):
+                    row = [f, text_diff(before, after), ""]
+                else:
+                    row = [f, repr(before), repr(after)]
+                table.add_row(*(head if n == 0 else [""] * 5), *row)
+    return table
+
+
+def _md(text: Any, width: int = 50) -> str:
+    return shorten(text, width).replace("|", "\\|")
+
+
+def markdown(items: list[Item], title: str) -> str:
+    counts = summary(items)
+    lines = [f"### {title}", "", " · ".join(f"**{n}** {a}" for a, n in counts.items()), ""]
+    changed = [i for i in items if i.action not in ("unchanged",)]
+    if not changed:
+        lines.append("No changes.")
+        return "\n".join(lines) + "\n"
+    lines += ["| action | group | target | type | channel | fields |", "|---|---|---|---|---|---|"]
+    for i in changed:
+        if i.error:
+            detail = _md(i.error["message"], 80)
+        elif i.live is None:
+            detail = "new: " + _md((i.desired or {}).get("messageTemplate", ""))
+        else:
+            detail = "; ".join(f"`{f}`: {_md(c['from'], 30)} → {_md(c['to'], 30)}" for f, c in i.changes.items())
+        lines.append(f"| {i.action} | {i.group} | {i.target} | {i.type or ''} | {i.channel or ''} | {detail} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,175 @@
+"""One run of a command: resolved settings, the API client, output streams, and the error boundary.
+
+This is the one place that turns errors into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import AuthError, CommctlError, ExitCode, UsageError
+
+
+class Run:
+    def __init__(self, opts: dict[str, Any], stdin: IO[str] | None = None) -> None:
+        self.opts = opts
+        self.debug = bool(opts.get("debug"))
+        self.verbose = bool(opts.get("verbose"))
+        self.quiet = bool(opts.get("quiet"))
+        self.stdin = stdin
+        self.report_path: str | None = opts.get("report")
+        self._settings: Any = None
+        self._client: Any = None
+        self.out_stream: IO[str] = sys.stdout
+        self.err_stream: IO[str] = sys.stderr
+
+    # ---- settings and client ----
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from . import config
+
+            self._settings = config.resolve(self.opts, os.environ, self.stdin)
+        return self._settings
+
+    @property
+    def output(self) -> str:
+        try:
+            return str(self.settings.output)
+        except CommctlError:
+            return str(self.opts.get("output") or "table").lower()
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client(self.settings, log=self.log if self.verbose else None,
+                                       concurrency=int(self.opts.get("concurrency") or 8))
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # ---- streams ----
+
+    def console(self, stderr: bool = False) -> Any:
+        from rich.console import Console
+
+        stream = self.err_stream if stderr else self.out_stream
+        width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 200)
+        return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+
+    @property
+    def plain(self) -> bool:
+        return not self.out_stream.isatty() or "NO_COLOR" in os.environ
+
+    def log(self, line: str) -> None:
+        self.err_stream.write(line + "\n")
+
+    def note(self, line: str) -> None:
+        """Progress and summaries on stderr, silenced by --quiet."""
+        if not self.quiet:
+            self.err_stream.write(line + "\n")
+
+    def emit(self, data: Any, table: Callable[[], Any] | None = None) -> None:
+        """Write data on stdout in the chosen format; `table` builds the Rich renderable for -o table."""
+        fmt = self.output
+        if fmt == "json" or (table is None and fmt == "table"):
+            self.out_stream.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        elif fmt == "yaml":
+            self.out_stream.write(to_yaml(data))
+        elif fmt == "markdown":
+            raise UsageError("-o markdown is available for diff and upsert")
+        else:
+            assert table is not None
+            self.console().print(table())
+
+    def write_report(self, path: str | None, doc: Any) -> None:
+        if not path:
+            return
+        try:
+            Path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        except OSError as e:
+            self.log(f"error: cannot write report {path}: {e.strerror or e}")
+
+    # ---- the error boundary ----
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except CommctlError as e:
+            self._fail(e.kind, e.lines(), e.hint, e.exit_code)
+        except KeyboardInterrupt:
+            self.log("error: interrupted")
+            raise SystemExit(ExitCode.INTERRUPTED) from None
+        except Exception as e:  # a bug: say so briefly unless --debug
+            if self.debug:
+                traceback.print_exc(file=self.err_stream)
+            self._fail("internal", [f"internal error: {type(e).__name__}: {e}"],
+                       None if self.debug else "rerun with --debug for the traceback, and report it", ExitCode.INTERNAL)
+        finally:
+            self.close()
+
+    def _fail(self, kind: str, lines: list[str], hint: str | None, code: int) -> None:
+        for line in lines:
+            self.log(f"error: {line}")
+        if hint:
+            self.log(f"hint: {hint}")
+        body = {"error": {"kind": kind, "message": "\n".join(lines), "hint": hint}}
+        if self._safe_output() == "json":
+            self.out_stream.write(json.dumps(body, ensure_ascii=False) + "\n")
+        self.write_report(self.report_path, {"results": [], "summary": {}, **body})
+        raise SystemExit(code)
+
+    def _safe_output(self) -> str:
+        try:
+            return self.output
+        except Exception:
+            return "table"
+
+
+def to_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
+
+
+def make_client(settings: Any, log: Callable[[str], None] | None = None, concurrency: int = 8) -> Any:
+    from .client import BasicAuth, Client, OAuth, TokenAuth
+    from .config import SANDBOX
+
+    base = settings.base_url()
+    transport = None
+    if base == SANDBOX:
+        from .sandbox.app import in_process_transport
+
+        transport, base = in_process_transport(), "http://sandbox.invalid"
+    get = settings.get
+    if get("token"):
+        auth: Any = TokenAuth(get("token"))
+    elif get("client_key") or get("client_secret"):
+        if not (get("client_key") and get("client_secret")):
+            raise AuthError("OAuth needs both a client key and a client secret",
+                            hint="set COMMCTL_CLIENT_KEY and COMMCTL_CLIENT_SECRET (or --client-secret-stdin)")
+        auth = OAuth(get("client_key"), get("client_secret"))
+    elif get("username") or get("password"):
+        if not (get("username") and get("password")):
+            raise AuthError("Basic auth needs both a username and a password",
+                            hint="set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)")
+        auth = BasicAuth(get("username"), get("password"))
+    elif base.startswith("http://sandbox.invalid"):
+        auth = BasicAuth("sandbox", "sandbox")
+    else:
+        raise AuthError("no credentials configured",
+                        hint="set COMMCTL_USERNAME + COMMCTL_PASSWORD, COMMCTL_CLIENT_KEY + COMMCTL_CLIENT_SECRET, "
+                             "or COMMCTL_TOKEN (see `commctl config show`)")
+    return Client(base, auth, timeout=get("timeout"), retries=get("retries"), transport=transport, log=log,
+                  max_connections=max(concurrency, 1))

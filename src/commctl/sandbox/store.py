@@ -1,0 +1,208 @@
+"""Sandbox state in SQLite: safe under concurrent requests (one connection per thread, WAL, immediate writes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS targets (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credentials (kind TEXT NOT NULL, name TEXT NOT NULL, secret_md5 TEXT NOT NULL,
+    ttl INTEGER, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS communications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id INTEGER NOT NULL, target_id INTEGER NOT NULL, type TEXT NOT NULL, channel_id INTEGER NOT NULL,
+    sender TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL, offset_days INTEGER NOT NULL,
+    active INTEGER NOT NULL, created_on TEXT NOT NULL, created_by TEXT NOT NULL,
+    last_updated_on TEXT NOT NULL, last_updated_by TEXT NOT NULL,
+    UNIQUE (group_id, target_id, type, channel_id)
+);
+"""
+COLUMNS = "id, group_id, target_id, type, channel_id, sender, subject, message, offset_days, active, " \
+          "created_on, created_by, last_updated_on, last_updated_by"
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def timestamp() -> str:
+    """Attribution time as the API writes it: yyyy-MM-ddTHH:mm:ss.SSS+0000."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
+def till(name: str) -> dict[str, Any]:
+    return {"id": 75000000 + int(md5(name)[:6], 16) % 1000000, "code": name, "description": "", "name": name,
+            "type": "TILL"}
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.conn().executescript(SCHEMA)
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ---- seed ----
+
+    def seeded(self) -> bool:
+        return self.conn().execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchone() is not None
+
+    def load_seed(self, seed: dict[str, Any]) -> None:
+        """Insert or replace the seed's channels, groups, targets and credentials (communications kept)."""
+        now = timestamp()
+        with self.write() as db:
+            for c in seed.get("channels", []):
+                db.execute("INSERT OR REPLACE INTO channels (id, name) VALUES (?, ?)", (c["id"], c["name"]))
+            for g in seed.get("targetGroups", []):
+                targets = g.get("targets", [])
+                body = {k: v for k, v in g.items() if k != "targets"}
+                db.execute("INSERT OR REPLACE INTO groups (id, body) VALUES (?, ?)", (g["id"], json.dumps(body)))
+                for t in targets:
+                    db.execute("INSERT OR REPLACE INTO targets (id, group_id, body) VALUES (?, ?, ?)",
+                               (t["id"], g["id"], json.dumps(t)))
+            creds = seed.get("credentials", {})
+            for b in creds.get("basic", []):
+                db.execute("INSERT OR REPLACE INTO credentials VALUES ('basic', ?, ?, NULL)",
+                           (b["username"], md5(b["password"])))
+            for o in creds.get("oauth", []):
+                db.execute("INSERT OR REPLACE INTO credentials VALUES ('oauth', ?, ?, ?)",
+                           (o["key"], md5(o["secret"]), o.get("ttlSeconds", 3600)))
+            for c in seed.get("communications", []):
+                self._upsert_one(db, c["targetGroupId"], c["targetId"], c, "seed", now)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', ?)", (now,))
+
+    def reset(self) -> None:
+        with self.write() as db:
+            for table in ("meta", "channels", "groups", "targets", "credentials", "tokens", "communications"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'communications'")
+
+    # ---- reads ----
+
+    def channels(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn().execute("SELECT id, name FROM channels ORDER BY id")]
+
+    def groups(self) -> list[dict[str, Any]]:
+        rows = self.conn().execute("SELECT body FROM groups ORDER BY id")
+        return [json.loads(r["body"]) for r in rows]
+
+    def group(self, group_id: int) -> dict[str, Any] | None:
+        row = self.conn().execute("SELECT body FROM groups WHERE id = ?", (group_id,)).fetchone()
+        return json.loads(row["body"]) if row else None
+
+    def targets(self, group_id: int) -> list[dict[str, Any]]:
+        rows = self.conn().execute("SELECT body FROM targets WHERE group_id = ? ORDER BY id", (group_id,))
+        return [json.loads(r["body"]) for r in rows]
+
+    def target_in_group(self, group_id: int, target_id: int) -> bool:
+        sql = "SELECT 1 FROM targets WHERE id = ? AND group_id = ?"
+        return self.conn().execute(sql, (target_id, group_id)).fetchone() is not None
+
+    def communications(self, group_id: int, target_id: int) -> list[dict[str, Any]]:
+        sql = f"SELECT {COLUMNS} FROM communications WHERE group_id = ? AND target_id = ? ORDER BY id"  # noqa: S608
+        return [row_to_api(r) for r in self.conn().execute(sql, (group_id, target_id))]
+
+    def check_basic(self, username: str, digest: str) -> bool:
+        row = self.conn().execute("SELECT secret_md5 FROM credentials WHERE kind = 'basic' AND name = ?",
+                                  (username,)).fetchone()
+        return row is not None and secrets.compare_digest(row["secret_md5"], digest.lower())
+
+    def issue_token(self, key: str, secret: str) -> tuple[str, int] | None:
+        row = self.conn().execute("SELECT secret_md5, ttl FROM credentials WHERE kind = 'oauth' AND name = ?",
+                                  (key,)).fetchone()
+        if row is None or not secrets.compare_digest(row["secret_md5"], md5(secret)):
+            return None
+        token = "sbx." + secrets.token_urlsafe(24)
+        with self.write() as db:
+            db.execute("DELETE FROM tokens WHERE expires < ?", (time.time(),))
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token, key, time.time() + row["ttl"]))
+        return token, int(row["ttl"])
+
+    def token_client(self, token: str) -> str | None:
+        row = self.conn().execute("SELECT client, expires FROM tokens WHERE token = ?", (token,)).fetchone()
+        return row["client"] if row and row["expires"] > time.time() else None
+
+    # ---- writes ----
+
+    def upsert(self, group_id: int, target_id: int, items: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
+        """Insert or update by natural key, all in one transaction; return the stored items in request order."""
+        now = timestamp()
+        with self.write() as db:
+            ids = [self._upsert_one(db, group_id, target_id, item, user, now) for item in items]
+            sql = f"SELECT {COLUMNS} FROM communications WHERE id = ?"  # noqa: S608
+            return [row_to_api(db.execute(sql, (i,)).fetchone()) for i in ids]
+
+    def _upsert_one(self, db: sqlite3.Connection, group_id: int, target_id: int, item: dict[str, Any], user: str,
+                    now: str) -> int:
+        key = (group_id, target_id, item["communicationType"], int(item["channelId"]))
+        values = (item.get("sender", ""), item.get("subjectTemplate", ""), item["messageTemplate"],
+                  item.get("offsetDays", 0), int(item.get("active", True)))
+        by = json.dumps(till(user))
+        row = db.execute("SELECT id FROM communications WHERE group_id = ? AND target_id = ? AND type = ? "
+                         "AND channel_id = ?", key).fetchone()
+        if row:
+            db.execute("UPDATE communications SET sender = ?, subject = ?, message = ?, offset_days = ?, active = ?, "
+                       "last_updated_on = ?, last_updated_by = ? WHERE id = ?", (*values, now, by, row["id"]))
+            return int(row["id"])
+        cur = db.execute("INSERT INTO communications (group_id, target_id, type, channel_id, sender, subject, message, "
+                         "offset_days, active, created_on, created_by, last_updated_on, last_updated_by) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*key, *values, now, by, now, by))
+        return int(cur.lastrowid or 0)
+
+
+def row_to_api(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "attribution": {
+            "createdOn": r["created_on"],
+            "lastUpdatedOn": r["last_updated_on"],
+            "lastUpdatedBy": json.loads(r["last_updated_by"]),
+            "createdBy": json.loads(r["created_by"]),
+        },
+        "targetId": r["target_id"],
+        "targetGroupId": r["group_id"],
+        "communicationType": r["type"],
+        "channelId": r["channel_id"],
+        "subjectTemplate": r["subject"],
+        "messageTemplate": r["message"],
+        "sender": r["sender"],
+        "offsetDays": r["offset_days"],
+        "active": bool(r["active"]),
+        "configs": [],
+    }
