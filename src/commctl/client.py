@@ -268,7 +268,7 @@ def _error_for(method: str, path: str, response: httpx.Response) -> ApiError:
     if status in (401, 403):
         hint = "check the credentials (username/password, client key/secret or token) and their Target Loyalty access"
         return AuthError(text, hint=hint)
-    if status >= 500 and not (status == 500 and first):
+    if status in RETRY_STATUSES or (status >= 500 and not (status == 500 and first)):
         return UnavailableError(text, status=status, code=code, hint="the API is having trouble; try again later")
     hint = DEPRECATION_HINT if status in (404, 405, 410) and not first and "communications" in path else None
     return ApiError(text, status=status, code=code, hint=hint)

@@ -171,5 +171,6 @@ def make_client(settings: Any, log: Callable[[str], None] | None = None, concurr
         raise AuthError("no credentials configured",
                         hint="set COMMCTL_USERNAME + COMMCTL_PASSWORD, COMMCTL_CLIENT_KEY + COMMCTL_CLIENT_SECRET, "
                              "or COMMCTL_TOKEN (see `commctl config show`)")
+    backoff = float(os.environ.get("COMMCTL_RETRY_BACKOFF") or 0.5)
     return Client(base, auth, timeout=get("timeout"), retries=get("retries"), transport=transport, log=log,
-                  max_connections=max(concurrency, 1))
+                  backoff=backoff, max_connections=max(concurrency, 1))

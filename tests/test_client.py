@@ -1,0 +1,277 @@
+"""The client against httpx.MockTransport: envelopes, status -> error mapping, retries, auth headers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from commctl.client import BasicAuth, Client, OAuth, TokenAuth, basic_header
+from commctl.errors import ApiError, AuthError, ExitCode, UnavailableError
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "api-examples"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make(handler: Handler, auth: object = None, retries: int = 3, log: list[str] | None = None) -> Client:
+    return Client("https://eu.api.example", auth or BasicAuth("till", "pw"), retries=retries, backoff=0,
+                  transport=httpx.MockTransport(handler), log=log.append if log is not None else None,
+                  sleep=lambda s: None)
+
+
+def ok(data: object, **extra: object) -> httpx.Response:
+    return httpx.Response(200, json={"data": data, "errors": None, **extra})
+
+
+COMM = {"id": 11, "targetId": 5200, "targetGroupId": 4100, "communicationType": "FINISH", "channelId": 2,
+        "subjectTemplate": "s", "messageTemplate": "m", "sender": "x", "offsetDays": 1, "active": True}
+
+
+def test_basic_header_matches_the_documented_example() -> None:
+    assert basic_header("demo.till", "example-pass") == "Basic ZGVtby50aWxsOmE3YjdiZWFkZjgzYjQ4MDMxZmI5ZTAyNWVhODA1MzYx"
+
+
+def test_upsert_sends_a_json_array_with_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok([COMM], warnings=None)
+
+    with make(handler) as client:
+        [result] = client.upsert(4100, 5200, [{"communicationType": "FINISH", "channelId": 2, "messageTemplate": "m"}])
+    assert result.id == 11 and result.key == ("FINISH", 2)
+    request = seen[0]
+    assert request.method == "POST"
+    assert request.url == "https://eu.api.example/v3/targetGroups/4100/targets/5200/communications/upsert"
+    assert json.loads(request.content) == [{"communicationType": "FINISH", "channelId": 2, "messageTemplate": "m"}]
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"].startswith("commctl/")
+    assert request.headers["authorization"] == basic_header("till", "pw")
+    assert "cookie" not in request.headers
+
+
+def test_templates_travel_byte_for_byte() -> None:
+    text = "  Ünïcödé 😀 {{x}}\r\n\ttab  "
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return ok([])
+
+    with make(handler) as client:
+        client.upsert(1, 2, [{"messageTemplate": text}])
+    assert json.loads(bodies[0].decode("utf-8")) == [{"messageTemplate": text}]
+
+
+@pytest.mark.parametrize("name", ["get-communications.200.json", "upsert.200.2022.json", "upsert.200.2025.json"])
+def test_parses_every_documented_communication_reply(name: str) -> None:
+    body = (EXAMPLES / name).read_bytes()
+    with make(lambda r: httpx.Response(200, content=body)) as client:
+        comms = client.communications(1, 2)
+    assert comms and all(isinstance(c.channelId, int) for c in comms)
+    assert all(c.attribution is None or "createdOn" in c.attribution for c in comms)
+
+
+def test_parses_documented_channels_groups_and_targets() -> None:
+    replies = {"/v3/targetGroups/channels": "channels.200.json", "/v3/targetGroups": "get-target-groups.200.result.json",
+               "/v3/targetGroups/7": "get-target-group.200.without-uc-targets.json",
+               "/v3/targetGroups/7/targets": "get-targets.200.result.json"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=(EXAMPLES / replies[request.url.path]).read_bytes())
+
+    with make(handler) as client:
+        assert [c.name for c in client.channels()][:2] == ["SMS", "EMAIL"] or client.channels()
+        assert client.groups() and client.targets(7)
+        assert isinstance(client.group(7), dict)
+
+
+def test_tolerates_strings_nulls_and_unknown_fields() -> None:
+    odd = {**COMM, "channelId": "2", "sender": None, "subjectTemplate": None, "configs": [{"name": "a"}],
+           "supportedCommChannels": ["SMS"], "attribution": None}
+    with make(lambda r: httpx.Response(201, json={"data": [odd], "errors": []})) as client:
+        [c] = client.communications(1, 2)
+    assert (c.channelId, c.sender, c.subjectTemplate) == (2, "", "")
+    assert c.api_dict()["configs"] == [{"name": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "code", "text"),
+    [
+        (400, {}, ApiError, ExitCode.API_REJECTED, "HTTP 400 Bad Request from GET"),
+        (400, {"data": None, "errors": [{"code": 300004, "message": "Invalid input"}]}, ApiError,
+         ExitCode.API_REJECTED, "Invalid input (code 300004)"),
+        (401, {"errors": [{"code": 1, "message": "bad creds"}]}, AuthError, ExitCode.CONFIG, "HTTP 401"),
+        (403, "", AuthError, ExitCode.CONFIG, "HTTP 403 Forbidden"),
+        (404, {"data": None, "errors": [{"code": 310902, "message": "target 9 not found"}]}, ApiError,
+         ExitCode.API_REJECTED, "target 9 not found"),
+        (500, "<html><body>Internal error</body></html>", UnavailableError, ExitCode.UNAVAILABLE, "HTTP 500"),
+        (500, {"data": None, "errors": [{"code": 310126, "message": "not enrolled"}]}, ApiError,
+         ExitCode.API_REJECTED, "not enrolled"),
+        (200, {"data": None, "errors": [{"code": 5, "message": "soft failure"}]}, ApiError,
+         ExitCode.API_REJECTED, "soft failure"),
+        (200, "<html>gateway</html>", ApiError, ExitCode.API_REJECTED, "not a JSON envelope"),
+    ],
+)
+def test_status_to_error(status: int, body: object, error: type, code: int, text: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    with make(handler, retries=0) as client, pytest.raises(error) as info:
+        client.communications(1, 2)
+    assert info.value.exit_code == code
+    assert text in info.value.message
+    assert "<html" not in info.value.message
+
+
+def test_withdrawn_endpoint_gets_a_deprecation_hint() -> None:
+    with make(lambda r: httpx.Response(410, json={}), retries=0) as client, pytest.raises(ApiError) as info:
+        client.upsert(1, 2, [{}])
+    assert info.value.hint and "/v3/promotions" in info.value.hint
+
+
+@pytest.mark.parametrize("status", [429, 461, 502, 503, 504, 521])
+def test_retries_transient_statuses_then_succeeds(status: int) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(status, json={}) if len(calls) < 3 else ok([COMM])
+
+    with make(handler) as client:
+        assert client.communications(1, 2)[0].id == 11
+    assert len(calls) == 3
+
+
+def test_retries_connection_errors_and_gives_up_with_unavailable() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    with make(handler, retries=2) as client, pytest.raises(UnavailableError) as info:
+        client.channels()
+    assert len(calls) == 3
+    assert info.value.exit_code == ExitCode.UNAVAILABLE
+    assert "cannot reach eu.api.example: Connection refused" in info.value.message
+
+
+def test_does_not_retry_client_errors_or_500() -> None:
+    for status in (400, 404, 500):
+        calls = []
+
+        def handler(request: httpx.Request, calls: list[int] = calls, status: int = status) -> httpx.Response:
+            calls.append(1)
+            return httpx.Response(status, json={})
+
+        with make(handler) as client, pytest.raises(ApiError):
+            client.channels()
+        assert len(calls) == 1, status
+
+
+def test_honours_retry_after() -> None:
+    waits: list[float] = []
+    replies = iter([httpx.Response(429, headers={"Retry-After": "7"}, json={}), ok([])])
+    client = Client("https://h", None, retries=3, transport=httpx.MockTransport(lambda r: next(replies)),
+                    sleep=waits.append)
+    client.channels()
+    assert waits == [7.0]
+
+
+def test_gives_up_when_retry_after_exceeds_the_budget() -> None:
+    waits: list[float] = []
+    client = Client("https://h", None, retries=5, budget=10, sleep=waits.append,
+                    transport=httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "60"}, json={})))
+    with pytest.raises(UnavailableError) as info:
+        client.channels()
+    assert waits == []
+    assert "429" in info.value.message
+
+
+def test_backoff_grows_with_jitter() -> None:
+    waits: list[float] = []
+    client = Client("https://h", None, retries=3, backoff=1.0, sleep=waits.append,
+                    transport=httpx.MockTransport(lambda r: httpx.Response(503, json={})))
+    with pytest.raises(UnavailableError):
+        client.channels()
+    assert len(waits) == 3
+    for n, w in enumerate(waits):
+        assert 0.5 * 2**n <= w <= 2**n
+
+
+def test_oauth_one_token_per_run_and_regenerated_once_on_401() -> None:
+    tokens = iter(["t1", "t2", "t3"])
+    log: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/oauth/token/generate":
+            assert json.loads(request.content) == {"key": "k", "secret": "s3cret"}
+            assert "x-cap-api-oauth-token" not in request.headers and "authorization" not in request.headers
+            token = next(tokens)
+            log.append(("token", token))
+            return ok({"accessToken": token, "ttlSeconds": 300})
+        used = request.headers.get("x-cap-api-oauth-token")
+        log.append(("call", used))
+        return httpx.Response(401, json={}) if used == "t1" and len(log) > 3 else ok([])
+
+    with make(handler, auth=OAuth("k", "s3cret")) as client:
+        client.channels()
+        client.channels()
+        client.channels()  # t1 now refused: one new token, then success
+    assert list(tokens) == ["t3"]
+    assert log == [("token", "t1"), ("call", "t1"), ("call", "t1"), ("call", "t1"), ("token", "t2"), ("call", "t2")]
+
+
+def test_oauth_bad_secret_is_an_auth_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"data": None, "errors": [{"code": 1, "message": "invalid key"}]})
+
+    with make(handler, auth=OAuth("k", "nope")) as client, pytest.raises(AuthError) as info:
+        client.channels()
+    assert info.value.exit_code == ExitCode.CONFIG
+
+
+def test_ready_token_header() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return ok([])
+
+    with make(handler, auth=TokenAuth("tok")) as client:
+        client.channels()
+    assert seen[0]["x-cap-api-oauth-token"] == "tok" and "authorization" not in seen[0]
+
+
+def test_verbose_log_redacts_secrets() -> None:
+    log: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("generate"):
+            return ok({"accessToken": "jwt-very-secret", "ttlSeconds": 300})
+        return ok([])
+
+    with make(handler, auth=OAuth("key-1", "s3cret-value"), log=log) as client:
+        client.channels()
+    text = "\n".join(log)
+    assert "> POST https://eu.api.example/v3/oauth/token/generate" in text
+    assert "< 200 OK GET https://eu.api.example/v3/targetGroups/channels" in text
+    for secret in ("jwt-very-secret", "s3cret-value", "key-1"):
+        assert secret not in text
+    assert "x-cap-api-oauth-token: <redacted>" in text
+
+    log.clear()
+    with make(lambda r: ok([]), auth=BasicAuth("till", "pw"), log=log) as client:
+        client.channels()
+    text = "\n".join(log)
+    assert "authorization: <redacted>" in text
+    assert base64.b64encode(b"till").decode()[:4] not in text.split("authorization")[1].splitlines()[0]
