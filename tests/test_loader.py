@@ -258,3 +258,11 @@ def test_cli_validate_json_error_shape(cli: Cli, tmp_path: Path) -> None:
     assert out.json() == {"error": {"kind": "input", "message": f"{tmp_path / 'c.yaml'}: empty: no documents "
                                     "(expected targetGroupId and targets)",
                                     "hint": "fix the file(s) and run `commctl validate` to check them offline"}}
+
+
+def test_escaped_surrogate_pairs_are_joined_and_lone_halves_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('"Started"', '"smile \\ud83d\\ude00"')
+    items = load([str(write(tmp_path / "c.yaml", text))])
+    assert items[0].fields["messageTemplate"] == "smile 😀"
+    [line] = problems(tmp_path, GOOD.replace('"Started"', '"half \\ud83d"'))
+    assert line.endswith(":10:26: invalid YAML: text contains a lone UTF-16 surrogate escape")

@@ -61,7 +61,10 @@ def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = Fal
     opts = run.opts
     concurrency = int(opts.get("concurrency") or 8)
     client = run.client()
-    names = planner.resolve_channels(desired, client)
+    try:
+        names = planner.resolve_channels(desired, client)
+    except ApiError as e:
+        return _finish(run, planner.failed_items(desired, e), {}, title, diff)
     _warn(run, check(desired, names), bool(opts.get("strict")))
     live = planner.fetch_live(client, ((d.group, d.target) for d in desired), concurrency)
     items = planner.plan(desired, live)
@@ -261,8 +264,7 @@ def discover(run: Run, what: str, group: int | None = None) -> int:
 
 def json_schema() -> dict[str, Any]:
     body = DocumentIn.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://commctl.invalid/schema/communications.json", **body}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **body}
 
 
 def schema(run: Run) -> int:

@@ -22,10 +22,11 @@ app = typer.Typer(
     "Loyalty target groups.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich would cost --help its 150 ms budget
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-sandbox_app = typer.Typer(help="Run the local emulator of the API.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Run the local emulator of the API.", no_args_is_help=True, rich_markup_mode=None)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 
@@ -131,12 +132,12 @@ def _root(
     """Manage Capillary Loyalty target communications."""
 
 
-Group = Annotated[Optional[int], typer.Option("--group", "-g", min=1, help="Target group id.")]
-Targets = Annotated[Optional[list[int]], typer.Option("--target", "-t", min=1, help="Target id (repeatable).")]
-Files = Annotated[Optional[list[str]], typer.Option("--file", "-f", help="YAML/JSON file, directory or - (repeatable).")]
+Group = Annotated[Optional[int], typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
+Targets = Annotated[Optional[list[int]], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id (repeatable).")]
+Files = Annotated[Optional[list[str]], typer.Option("--file", "-f", metavar="PATH", help="YAML/JSON file, directory or - (repeatable).")]
 Types = Annotated[Optional[list[CommType]], typer.Option("--type", case_sensitive=False, help="Communication type "
                                                          "(repeatable).")]
-Channels = Annotated[Optional[list[str]], typer.Option("--channel", "-c", help="Channel id or name (repeatable).")]
+Channels = Annotated[Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")]
 
 
 def _need(value: Any, flag: str, why: str) -> Any:
@@ -149,10 +150,10 @@ def _need(value: Any, flag: str, why: str) -> Any:
 def upsert(
     run: Any,
     group: Group = None,
-    target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, help="Target id.")] = None,
+    target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id.")] = None,
     type_: Annotated[Optional[CommType], typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or "
                                                       "REMINDER.")] = None,
-    channel: Annotated[Optional[str], typer.Option("--channel", "-c", help="Channel id or name.")] = None,
+    channel: Annotated[Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")] = None,
     sender: Annotated[Optional[str], typer.Option("--sender", help="Sender id.")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="Subject template.")] = None,
     subject_file: Annotated[Optional[Path], typer.Option("--subject-file", help="Read the subject from a file.")] = None,
@@ -233,7 +234,7 @@ def validate(run: Any, paths: Annotated[list[str], typer.Argument(help="Files, d
 
 
 @command()
-def export(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, help="Target group id.")],
+def export(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")],
            targets: Targets = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Write one file per group into DIR.")] = None,
            ) -> int:
@@ -260,7 +261,7 @@ def groups(run: Any) -> int:
 
 
 @command()
-def targets(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, help="Target group id.")]) -> int:
+def targets(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]) -> int:
     """List the targets of a target group."""
     from . import actions
 

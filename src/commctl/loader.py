@@ -159,7 +159,8 @@ class _Walker:
         if isinstance(node, SequenceNode):
             return [self.walk(child, (*path, i)) for i, child in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return self.constructor.construct_object(node, deep=True)
+        value = self.constructor.construct_object(node, deep=True)
+        return _join_surrogates(value, node) if isinstance(value, str) else value
 
     def _mapping(self, node: MappingNode, path: Path_) -> dict[Any, Any]:
         merged: dict[Any, Any] = {}
@@ -185,6 +186,17 @@ class _Walker:
             self.marks.keys[(*path, key)] = key_node.start_mark
             out[key] = self.walk(value_node, (*path, key))
         return {**merged, **out}
+
+
+def _join_surrogates(value: str, node: Node) -> str:
+    """YAML escapes such as "\\ud83d\\ude00" arrive as two surrogates: join pairs, refuse lone halves."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in value):
+        return value
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise yaml.MarkedYAMLError(problem="text contains a lone UTF-16 surrogate escape",
+                                   problem_mark=node.start_mark) from None
 
 
 def parse_documents(source: Source, problems: Problems) -> list[tuple[Any, Marks]]:

@@ -32,6 +32,8 @@ class _Strict(BaseModel):
 class CommunicationFields(_Strict):
     """Fields that may appear both in `defaults` and in a communication."""
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [{"not": {"required": list(pair)}} for pair in EXCLUSIVE]})
+
     channelId: ChannelId | None = Field(None, description="Channel id from `commctl channels`")
     channel: str | None = Field(None, min_length=1, description="Channel name (e.g. EMAIL, SMS), resolved online")
     sender: str | None = None

@@ -27,20 +27,32 @@ def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int) -> list[R
 
 
 def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
-    """Turn channel names into ids (one GET, only when a name is used); return id -> name."""
-    names: dict[int, str] = {}
-    if any(isinstance(d.channel, str) for d in items):
+    """Turn channel names into ids and return id -> name (one GET of the channel list).
+
+    Without names to resolve, an unreachable channel list only costs the names in the output.
+    """
+    try:
         names = {c.id: c.name for c in client.channels()}
-        by_name = {n.upper(): i for i, n in names.items()}
-        problems = Problems()
-        for d in items:
-            if isinstance(d.channel, str):
-                if d.channel.upper() in by_name:
-                    d.channel = by_name[d.channel.upper()]
-                else:
-                    problems.add(d.where, f"unknown channel {d.channel!r} (this org has: {', '.join(names.values())})")
-        problems.raise_if_any()
+    except ApiError:
+        if any(isinstance(d.channel, str) for d in items):
+            raise
+        return {}
+    by_name = {n.upper(): i for i, n in names.items()}
+    problems = Problems()
+    for d in items:
+        if isinstance(d.channel, str):
+            if d.channel.upper() in by_name:
+                d.channel = by_name[d.channel.upper()]
+            else:
+                problems.add(d.where, f"unknown channel {d.channel!r} (this org has: {', '.join(names.values())})")
+    problems.raise_if_any()
     return names
+
+
+def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
+    """Every item failed by one error that stopped the run before any target was tried."""
+    return [fail(Item(d.group, d.target, d.type, d.channel if isinstance(d.channel, int) else None, action="failed",
+                      where=d.where), error) for d in desired]
 
 
 def fetch_live(client: Client, keys: Iterable[Key], concurrency: int) -> dict[Key, list[Communication] | ApiError]:

@@ -81,7 +81,7 @@ def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Tabl
 
 
 def summary_line(items: list[Item]) -> str:
-    return ", ".join(f"{n} {a}" for a, n in summary(items).items() if n or a in BASE_ACTIONS)
+    return ", ".join(f"{n} {a}" for a, n in summary(items).items() if n) or "no communications matched"
 
 
 def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) -> Table:
@@ -156,7 +156,7 @@ def _md(text: Any, width: int = 50) -> str:
 
 def markdown(items: list[Item], title: str) -> str:
     counts = summary(items)
-    lines = [f"### {title}", "", " · ".join(f"**{n}** {a}" for a, n in counts.items()), ""]
+    lines = [f"### {title}", "", " · ".join(f"**{n}** {a}" for a, n in counts.items() if n) or "nothing to do", ""]
     changed = [i for i in items if i.action not in ("unchanged",)]
     if not changed:
         lines.append("No changes.")

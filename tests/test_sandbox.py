@@ -1,0 +1,187 @@
+"""The emulator's fidelity, straight over HTTP: envelope, errors, natural key, concurrency, persistence."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from commctl.client import basic_header
+
+from .conftest import Cli, Sandbox, start_sandbox, stop_sandbox, write
+
+AUTH = {"Authorization": basic_header("sandbox", "sandbox")}
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
+UPSERT = "/v3/targetGroups/4100/targets/5200/communications/upsert"
+ITEM = {"communicationType": "START", "channelId": 2, "messageTemplate": "hello", "sender": "s", "subjectTemplate": "x",
+        "offsetDays": 1, "active": True}
+
+
+@pytest.fixture
+def http(sandbox: Sandbox) -> httpx.Client:
+    with httpx.Client(base_url=sandbox.url, headers=AUTH) as client:
+        yield client
+
+
+def test_upsert_envelope_and_attribution(http: httpx.Client) -> None:
+    r = http.post(UPSERT, json=[ITEM])
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"data", "errors", "warnings"} and body["errors"] is None
+    [item] = body["data"]
+    assert {k: item[k] for k in ITEM} == ITEM
+    assert (item["targetId"], item["targetGroupId"]) == (5200, 4100)
+    attribution = item["attribution"]
+    assert STAMP.match(attribution["createdOn"]) and STAMP.match(attribution["lastUpdatedOn"])
+    assert attribution["createdBy"]["code"] == "sandbox" and attribution["createdBy"]["type"] == "TILL"
+    assert r.headers["x-cap-requestid"]
+
+
+def test_natural_key_updates_in_place(http: httpx.Client) -> None:
+    first = http.post(UPSERT, json=[ITEM]).json()["data"][0]
+    second = http.post(UPSERT, json=[{**ITEM, "messageTemplate": "changed", "channelId": "2"}]).json()["data"][0]
+    assert second["id"] == first["id"]
+    assert second["attribution"]["createdOn"] == first["attribution"]["createdOn"]
+    assert second["messageTemplate"] == "changed" and second["channelId"] == 2
+    other = http.post(UPSERT, json=[{**ITEM, "channelId": 1}]).json()["data"][0]
+    assert other["id"] != first["id"]
+    listed = http.get("/v3/targetGroups/4100/targets/5200/communications").json()["data"]
+    assert [c["id"] for c in listed] == [first["id"], other["id"]]
+
+
+def test_defaults_on_create(http: httpx.Client) -> None:
+    item = http.post(UPSERT, json=[{"communicationType": "CHANGE", "channelId": 3, "messageTemplate": "m"}]).json()
+    assert {k: item["data"][0][k] for k in ("sender", "subjectTemplate", "offsetDays", "active")} == {
+        "sender": "", "subjectTemplate": "", "offsetDays": 0, "active": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (ITEM, "request body must be a JSON array"),
+        ([], "must not be an empty array"),
+        ([{**ITEM, "communicationType": "BEGIN"}], "communicationType must be one of"),
+        ([{**ITEM, "channelId": 99}], "unknown channelId 99"),
+        ([{**ITEM, "offsetDays": -1}], "offsetDays must be an integer >= 0"),
+        ([{**ITEM, "active": "yes"}], "active must be true or false"),
+        ([{k: v for k, v in ITEM.items() if k != "messageTemplate"}], "messageTemplate is required"),
+    ],
+)
+def test_bad_bodies_are_400_with_errors(http: httpx.Client, body: Any, message: str) -> None:
+    r = http.post(UPSERT, json=body)
+    assert r.status_code == 400
+    [error] = r.json()["errors"]
+    assert error["code"] == 300004 and message in error["message"]
+    assert r.json()["data"] is None
+
+
+def test_bad_json_is_400(http: httpx.Client) -> None:
+    r = http.post(UPSERT, content=b"[{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["errors"][0]["message"]
+
+
+def test_credentials(sandbox: Sandbox) -> None:
+    with httpx.Client(base_url=sandbox.url) as anon:
+        assert anon.get("/v3/targetGroups/channels").status_code == 401
+        bad = {"Authorization": basic_header("sandbox", "wrong")}
+        assert anon.get("/v3/targetGroups/channels", headers=bad).status_code == 401
+        plain = {"Authorization": "Basic " + __import__("base64").b64encode(b"sandbox:sandbox").decode()}
+        assert anon.get("/v3/targetGroups/channels", headers=plain).status_code == 401  # md5 expected, not clear
+        token = anon.post("/v3/oauth/token/generate", json={"key": "sandbox", "secret": "sandbox"}).json()["data"]
+        assert token["ttlSeconds"] == 3600
+        ok = anon.get("/v3/targetGroups/channels", headers={"X-CAP-API-OAUTH-TOKEN": token["accessToken"]})
+        assert ok.status_code == 200
+        assert anon.get("/v3/targetGroups/channels", headers={"X-CAP-API-OAUTH-TOKEN": "forged"}).status_code == 401
+        assert anon.post("/v3/oauth/token/generate", json={"key": "sandbox", "secret": "x"}).status_code == 401
+
+
+def test_not_found_and_method_not_allowed(http: httpx.Client) -> None:
+    assert http.get("/v3/targetGroups/1/targets").status_code == 404
+    r = http.get("/v3/targetGroups/4100/targets/1/communications")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == 310902
+    assert http.get("/v3/targetGroups/4200/targets/5200/communications").status_code == 404  # wrong group
+    assert http.delete("/v3/targetGroups/4100/targets/5200/communications").status_code == 405
+    assert http.get("/v3/nothing").status_code == 404
+
+
+def test_group_object_or_array(http: httpx.Client) -> None:
+    assert http.get("/v3/targetGroups/4100").json()["data"]["id"] == 4100
+    with_uc = http.get("/v3/targetGroups/4100", params={"includeUserCreatedTargetGroups": "true"}).json()["data"]
+    assert isinstance(with_uc, list) and [t["id"] for t in with_uc[0]["targets"]] == [5200, 5201]
+
+
+def test_concurrent_upserts_on_one_target_all_land(http: httpx.Client, sandbox: Sandbox) -> None:
+    errors: list[BaseException] = []
+    ids: list[int] = []
+    lock = threading.Lock()
+
+    def worker(ctype: str, channel: int) -> None:
+        try:
+            with httpx.Client(base_url=sandbox.url, headers=AUTH) as c:
+                r = c.post(UPSERT, json=[{**ITEM, "communicationType": ctype, "channelId": channel}])
+                assert r.status_code == 200, r.text
+                with lock:
+                    ids.append(r.json()["data"][0]["id"])
+        except BaseException as e:  # collected and re-raised in the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t, ch)) for t in ("START", "FINISH", "CHANGE", "REMINDER")
+               for ch in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(ids)) == 12
+    listed = http.get("/v3/targetGroups/4100/targets/5200/communications").json()["data"]
+    assert len(listed) == 12
+
+
+def test_state_survives_a_restart_and_reset_starts_over(tmp_path: Path, cli: Cli) -> None:
+    db = tmp_path / "state.db"
+    s = start_sandbox(db)
+    try:
+        httpx.post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
+    finally:
+        stop_sandbox(s)
+    s = start_sandbox(db)
+    try:
+        listed = httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+        assert [c["messageTemplate"] for c in listed] == ["hello"]
+    finally:
+        stop_sandbox(s)
+    out = cli("sandbox", "reset", "--db", str(db))
+    assert out.code == 0, out
+    s = start_sandbox(db)
+    try:
+        assert httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
+    finally:
+        stop_sandbox(s)
+
+
+def test_custom_seed(tmp_path: Path, sandbox_factory: Callable[..., Sandbox]) -> None:
+    seed = write(tmp_path / "seed.yaml", "channels: [{id: 7, name: WHATSAPP}]\ntargetGroups:\n- id: 1\n  targets: "
+                 "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n")
+    s = sandbox_factory("--seed", str(seed))
+    r = httpx.get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
+    assert r.json()["data"] == [{"id": 7, "name": "WHATSAPP"}]
+
+
+def test_bad_seed_is_a_clear_error(tmp_path: Path, cli: Cli) -> None:
+    seed = write(tmp_path / "seed.yaml", "channels: [{id: x}]\n")
+    out = cli("sandbox", "reset", "--db", str(tmp_path / "s.db"), "--seed", str(seed))
+    assert out.code == 3, out
+    assert "seed.yaml: channels.0.id:" in out.stderr
+
+
+def test_rate_limit_answers_429_with_retry_after(sandbox_factory: Callable[..., Sandbox]) -> None:
+    s = sandbox_factory("--rate-limit", "2")
+    with httpx.Client(base_url=s.url, headers=AUTH) as c:
+        assert [c.get("/v3/targetGroups/channels").status_code for _ in range(3)] == [200, 200, 429]
+        r = c.get("/v3/targetGroups/channels")
+        assert int(r.headers["retry-after"]) >= 1 and r.json()["errors"][0]["code"] == 310429
