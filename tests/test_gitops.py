@@ -80,7 +80,7 @@ def test_markdown_summary_for_pull_requests(cli: Cli, sandbox: Sandbox, tmp_path
 def test_export_then_upsert_is_a_no_op_and_reexport_is_identical(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
     tricky = ["line one\nline two\n", "no trailing newline\nsecond", "  leading spaces\n", "trailing spaces   \nx\n",
               "windows\r\nline\r\n", "yes", "123", "Ünïcödé 😀 {{first_name}}", "", "tab\tinside", "- dash", "#hash"]
-    comms = "".join(f"  - {{communicationType: {t}, channelId: {c}, messageTemplate: {json.dumps(m)}}}\n"
+    comms = "".join(f"  - {{communicationType: {t}, channelId: {c}, messageTemplate: {json.dumps(m, ensure_ascii=False)}}}\n"
                     for (t, c), m in zip([(t, c) for t in ("START", "FINISH", "CHANGE", "REMINDER") for c in (1, 2, 3)],
                                          tricky, strict=True))
     source = write(tmp_path / "in.yaml", f"targetGroupId: 4200\ntargets:\n- targetId: 5301\n  communications:\n{comms}"

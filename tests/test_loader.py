@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -260,9 +261,12 @@ def test_cli_validate_json_error_shape(cli: Cli, tmp_path: Path) -> None:
                                     "hint": "fix the file(s) and run `commctl validate` to check them offline"}}
 
 
-def test_escaped_surrogate_pairs_are_joined_and_lone_halves_refused(tmp_path: Path) -> None:
-    text = GOOD.replace('"Started"', '"smile \\ud83d\\ude00"')
-    items = load([str(write(tmp_path / "c.yaml", text))])
-    assert items[0].fields["messageTemplate"] == "smile 😀"
+def test_escaped_surrogate_pairs_in_json_are_joined_and_lone_halves_refused(tmp_path: Path) -> None:
+    doc = {"targetGroupId": 1, "targets": [{"targetId": 2, "communications": [
+        {"communicationType": "START", "channelId": 1, "messageTemplate": "smile 😀"}]}]}
+    items = load([str(write(tmp_path / "c.json", json.dumps(doc)))])
+    assert "\\ud83d" in json.dumps(doc) and items[0].fields["messageTemplate"] == "smile 😀"
+    [line] = problems(tmp_path, json.dumps(doc).replace("\\ude00", ""), name="c.json")
+    assert line.endswith(":1:135: invalid JSON: text contains a lone UTF-16 surrogate escape")
     [line] = problems(tmp_path, GOOD.replace('"Started"', '"half \\ud83d"'))
-    assert line.endswith(":10:26: invalid YAML: text contains a lone UTF-16 surrogate escape")
+    assert ":10:" in line and "invalid YAML" in line

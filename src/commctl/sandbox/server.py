@@ -13,6 +13,7 @@ from .app import Drop, SandboxApp
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "commctl-sandbox"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: don't wait for delayed ACKs
     app: SandboxApp
 
     def handle_request(self) -> None:
