@@ -46,7 +46,7 @@ with httpx.Client(base_url=url, headers={"Authorization": auth},
         c.post(f"/v3/targetGroups/%d/targets/{t}/communications/upsert", json=body).raise_for_status()
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(one, range(1, n + 1)))
-""" % (GROUP, GROUP)
+""".replace("%d", str(GROUP))
 
 CURL_LOOP = """
 auth="Authorization: Basic $(printf 'sandbox:%s' "$(printf sandbox | md5sum | cut -d' ' -f1)" | base64 -w0)"
@@ -71,13 +71,21 @@ def best(cmd: list[str], runs: int = 7, env: dict[str, str] | None = None) -> fl
 
 def write_inputs(work: Path, n: int) -> tuple[Path, Path]:
     seed = work / f"seed-{n}.yaml"
-    seed.write_text("channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
-                    f"targetGroups:\n- id: {GROUP}\n  targets:\n" + "".join(f"  - {{id: {t}}}\n" for t in range(1, n + 1))
-                    + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n")
+    seed.write_text(
+        "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
+        f"targetGroups:\n- id: {GROUP}\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in range(1, n + 1))
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n"
+    )
     comms = work / f"comms-{n}.yaml"
-    comms.write_text(f"targetGroupId: {GROUP}\ntargets:\n" + "".join(
-        f"- targetId: {t}\n  communications:\n  - {{communicationType: START, channelId: 2, "
-        f"messageTemplate: 'Start {t}'}}\n" for t in range(1, n + 1)))
+    comms.write_text(
+        f"targetGroupId: {GROUP}\ntargets:\n"
+        + "".join(
+            f"- targetId: {t}\n  communications:\n  - {{communicationType: START, channelId: 2, "
+            f"messageTemplate: 'Start {t}'}}\n"
+            for t in range(1, n + 1)
+        )
+    )
     return seed, comms
 
 
@@ -98,8 +106,14 @@ def timed_against_fresh_sandbox(work: Path, seed: Path, name: str, cmd: list[str
 
 
 def rss_kib(cmd: list[str]) -> int:
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, env=ENV)
+    out = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *cmd],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     return int(out.stderr.strip().splitlines()[-1])
 
 
@@ -111,27 +125,49 @@ def main() -> None:
     n, workers = args.targets, args.concurrency
 
     base = best([PY, "-c", "pass"])
-    version = best([*COMMCTL[:1], "-c", "import sys; sys.argv=['commctl','--version']; "
-                    "from commctl.__main__ import main; main()"])
+    version = best(
+        [*COMMCTL[:1], "-c", "import sys; sys.argv=['commctl','--version']; from commctl.__main__ import main; main()"]
+    )
     script = shutil.which("commctl")
     if script:
         version = min(version, best([script, "--version"]))
     help_time = best([script or PY, *([] if script else ["-m", "commctl"]), "--help"])
-    print(f"start-up: python -c pass {base * 1000:.0f} ms, commctl --version {version * 1000:.0f} ms "
-          f"-> ratio {version / base:.2f} (target <= 3)")
+    print(
+        f"start-up: python -c pass {base * 1000:.0f} ms, commctl --version {version * 1000:.0f} ms "
+        f"-> ratio {version / base:.2f} (target <= 3)"
+    )
     print(f"start-up: commctl --help {help_time * 1000:.0f} ms (target < 150 ms)")
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         seed, comms = write_inputs(work, n)
-        upsert = [*COMMCTL, "upsert", "-f", str(comms), "--host", "{url}", "--username", "sandbox", "-q", "-o", "json",
-                  "--concurrency", str(workers)]
+        upsert = [
+            *COMMCTL,
+            "upsert",
+            "-f",
+            str(comms),
+            "--host",
+            "{url}",
+            "--username",
+            "sandbox",
+            "-q",
+            "-o",
+            "json",
+            "--concurrency",
+            str(workers),
+        ]
         ours, _ = timed_against_fresh_sandbox(work, seed, "commctl", upsert)
-        bare, _ = timed_against_fresh_sandbox(work, seed, "bare", [PY, "-c", BARE_CLIENT, "{url}", str(n), str(workers)])
-        print(f"bulk ({n} targets, {2 * n + 1} requests): commctl {ours:.2f} s, bare httpx {bare:.2f} s "
-              f"-> commctl runs at {bare / ours:.0%} of bare httpx speed (target >= 80%)")
+        bare, _ = timed_against_fresh_sandbox(
+            work, seed, "bare", [PY, "-c", BARE_CLIENT, "{url}", str(n), str(workers)]
+        )
+        print(
+            f"bulk ({n} targets, {2 * n + 1} requests): commctl {ours:.2f} s, bare httpx {bare:.2f} s "
+            f"-> commctl runs at {bare / ours:.0%} of bare httpx speed (target >= 80%)"
+        )
         if shutil.which("curl"):
-            curl, _ = timed_against_fresh_sandbox(work, seed, "curl", ["bash", "-c", CURL_LOOP, "loop", "{url}", str(n)])
+            curl, _ = timed_against_fresh_sandbox(
+                work, seed, "curl", ["bash", "-c", CURL_LOOP, "loop", "{url}", str(n)]
+            )
             print(f"bulk: shell loop of curl {curl:.2f} s -> commctl is {curl / ours:.1f}x faster (target >= 10x)")
         else:
             print("bulk: curl not installed; skipped the shell-loop comparison (apt-get install curl)")
@@ -146,8 +182,10 @@ def main() -> None:
                 peaks.append(rss_kib(cmd))
             finally:
                 stop_sandbox(sandbox)
-        print(f"memory: peak RSS {peaks[0] / 1024:.1f} MiB at {max(n // 5, 1)} targets, {peaks[1] / 1024:.1f} MiB at "
-              f"{n} targets -> ratio {peaks[1] / peaks[0]:.2f} for {n / max(n // 5, 1):.0f}x the targets")
+        print(
+            f"memory: peak RSS {peaks[0] / 1024:.1f} MiB at {max(n // 5, 1)} targets, {peaks[1] / 1024:.1f} MiB at "
+            f"{n} targets -> ratio {peaks[1] / peaks[0]:.2f} for {n / max(n // 5, 1):.0f}x the targets"
+        )
 
 
 if __name__ == "__main__":

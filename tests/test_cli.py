@@ -42,12 +42,24 @@ def test_upsert_files_then_rerun_sends_nothing(cli: Cli, sandbox: Sandbox) -> No
     assert posts(first.stderr) == 4  # one request per target
     row = next(r for r in doc["results"] if r["targetId"] == 5200 and r["communicationType"] == "REMINDER")
     assert {k: v for k, v in row.items() if k != "communication"} == {
-        "targetGroupId": 4100, "targetId": 5200, "communicationType": "REMINDER", "channelId": 1,
-        "action": "created", "error": None}
+        "targetGroupId": 4100,
+        "targetId": 5200,
+        "communicationType": "REMINDER",
+        "channelId": 1,
+        "action": "created",
+        "error": None,
+    }
     assert strip(row["communication"]) == {
-        "targetId": 5200, "targetGroupId": 4100, "communicationType": "REMINDER", "channelId": 1,
-        "subjectTemplate": "", "messageTemplate": "3 days left to reach your summer target!", "sender": "BRANDSMS",
-        "offsetDays": 3, "active": True}
+        "targetId": 5200,
+        "targetGroupId": 4100,
+        "communicationType": "REMINDER",
+        "channelId": 1,
+        "subjectTemplate": "",
+        "messageTemplate": "3 days left to reach your summer target!",
+        "sender": "BRANDSMS",
+        "offsetDays": 3,
+        "active": True,
+    }
     assert STAMP.match(row["communication"]["attribution"]["createdOn"])
 
     again = cli("upsert", "-f", str(SAMPLES), "-o", "json", "--verbose")
@@ -68,8 +80,23 @@ def test_upsert_from_flags_merges_over_the_live_value(cli: Cli, sandbox: Sandbox
     assert "messageTemplate (or messageTemplateFile) is required to create it" in missing.stderr
 
     msg = write(tmp_path / "m.txt", "Bye {{first_name}}\n")
-    created = cli("upsert", "-g", "4100", "-t", "5200", "--type", "FINISH", "-c", "email", "--message-file", str(msg),
-                  "--offset-days", "2", "-o", "json")
+    created = cli(
+        "upsert",
+        "-g",
+        "4100",
+        "-t",
+        "5200",
+        "--type",
+        "FINISH",
+        "-c",
+        "email",
+        "--message-file",
+        str(msg),
+        "--offset-days",
+        "2",
+        "-o",
+        "json",
+    )
     assert created.code == 0, created
     assert created.json()["summary"]["created"] == 1
 
@@ -78,8 +105,16 @@ def test_upsert_from_flags_merges_over_the_live_value(cli: Cli, sandbox: Sandbox
     [row] = updated.json()["results"]
     assert row["action"] == "updated"
     assert strip(row["communication"]) == {
-        "targetId": 5200, "targetGroupId": 4100, "communicationType": "FINISH", "channelId": 2, "subjectTemplate": "",
-        "messageTemplate": "Bye {{first_name}}\n", "sender": "", "offsetDays": 2, "active": False}
+        "targetId": 5200,
+        "targetGroupId": 4100,
+        "communicationType": "FINISH",
+        "channelId": 2,
+        "subjectTemplate": "",
+        "messageTemplate": "Bye {{first_name}}\n",
+        "sender": "",
+        "offsetDays": 2,
+        "active": False,
+    }
     assert row["communication"]["id"] == created.json()["results"][0]["communication"]["id"]
 
 
@@ -104,8 +139,21 @@ def test_show_table_and_yaml(cli: Cli, sandbox: Sandbox) -> None:
     table = cli("show", "-g", "4100")
     assert table.code == 0, table
     header = table.stdout.splitlines()[0].split()
-    assert header == ["group", "target", "id", "type", "channel", "sender", "subject", "message", "offset", "days",
-                      "active", "last", "updated"]
+    assert header == [
+        "group",
+        "target",
+        "id",
+        "type",
+        "channel",
+        "sender",
+        "subject",
+        "message",
+        "offset",
+        "days",
+        "active",
+        "last",
+        "updated",
+    ]
     assert "1 SMS" in table.stdout and "BRANDSMS" in table.stdout
     assert not ANSI.search(table.stdout)
     as_yaml = cli("show", "-g", "4100", "-t", "5201", "-o", "yaml")
@@ -118,9 +166,15 @@ def test_show_table_and_yaml(cli: Cli, sandbox: Sandbox) -> None:
 def test_show_files_offline_needs_no_host(cli: Cli, monkeypatch: Any) -> None:
     out = cli("show", "-f", SUMMER, "-o", "json")
     assert out.code == 0, out
-    assert out.json()[2] == {"targetGroupId": 4100, "targetId": 5200, "communicationType": "REMINDER",
-                             "channel": "SMS", "sender": "BRANDSMS",
-                             "messageTemplate": "3 days left to reach your summer target!", "offsetDays": 3}
+    assert out.json()[2] == {
+        "targetGroupId": 4100,
+        "targetId": 5200,
+        "communicationType": "REMINDER",
+        "channel": "SMS",
+        "sender": "BRANDSMS",
+        "messageTemplate": "3 days left to reach your summer target!",
+        "offsetDays": 3,
+    }
 
 
 def test_deactivate_then_activate(cli: Cli, sandbox: Sandbox) -> None:
@@ -135,8 +189,13 @@ def test_deactivate_then_activate(cli: Cli, sandbox: Sandbox) -> None:
     [row] = on.json()["results"]
     assert (row["communicationType"], row["channelId"], row["action"]) == ("REMINDER", 1, "updated")
     state = {(c["targetId"], c["communicationType"]): c["active"] for c in live(cli, 4100)}
-    assert state == {(5200, "START"): False, (5200, "FINISH"): False, (5200, "REMINDER"): True,
-                     (5201, "START"): False, (5201, "CHANGE"): False}
+    assert state == {
+        (5200, "START"): False,
+        (5200, "FINISH"): False,
+        (5200, "REMINDER"): True,
+        (5201, "START"): False,
+        (5201, "CHANGE"): False,
+    }
 
 
 def test_activate_from_files(cli: Cli, sandbox: Sandbox) -> None:
@@ -221,9 +280,11 @@ def test_unreachable_host_is_exit_6(cli: Cli, sandbox_factory: Callable[..., San
 def test_no_host_is_exit_4_with_a_hint(cli: Cli) -> None:
     out = cli("channels")
     assert out.code == 4, out
-    assert out.stderr.splitlines() == ["error: no API host configured",
-                                       "hint: pass --host eu|in|apac2|us|cn|URL|sandbox, set COMMCTL_HOST, or add "
-                                       "`host:` to a profile (try `--host sandbox` for the local emulator)"]
+    assert out.stderr.splitlines() == [
+        "error: no API host configured",
+        "hint: pass --host eu|in|apac2|us|cn|URL|sandbox, set COMMCTL_HOST, or add "
+        "`host:` to a profile (try `--host sandbox` for the local emulator)",
+    ]
 
 
 def test_no_credentials_is_exit_4(cli: Cli) -> None:
@@ -259,8 +320,10 @@ def test_usage_errors_are_exit_2(cli: Cli, sandbox: Sandbox) -> None:
 
 
 def test_stdin_input(cli: Cli, sandbox: Sandbox) -> None:
-    text = "targetGroupId: 4200\ntargets:\n- targetId: 5300\n  communications:\n  - {communicationType: START, " \
-           "channelId: 1, messageTemplate: hi}\n"
+    text = (
+        "targetGroupId: 4200\ntargets:\n- targetId: 5300\n  communications:\n  - {communicationType: START, "
+        "channelId: 1, messageTemplate: hi}\n"
+    )
     out = cli("upsert", "-f", "-", "-o", "json", input=text)
     assert out.code == 0, out
     assert out.json()["summary"]["created"] == 1
@@ -275,8 +338,11 @@ def test_in_process_sandbox_keeps_state_in_the_state_dir(cli: Cli, isolated: Pat
 
 
 def test_strict_turns_warnings_into_exit_3(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n"
-                 "  - {communicationType: REMINDER, channel: SMS, messageTemplate: 'Hi {{name', offsetDays: 0}\n")
+    path = write(
+        tmp_path / "c.yaml",
+        "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n"
+        "  - {communicationType: REMINDER, channel: SMS, messageTemplate: 'Hi {{name', offsetDays: 0}\n",
+    )
     loose = cli("upsert", "-f", str(path), "-o", "json")
     assert loose.code == 0, loose
     assert "unbalanced placeholder braces" in loose.stderr

@@ -18,17 +18,33 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def make(handler: Handler, auth: object = None, retries: int = 3, log: list[str] | None = None) -> Client:
-    return Client("https://eu.api.example", auth or BasicAuth("till", "pw"), retries=retries, backoff=0,
-                  transport=httpx.MockTransport(handler), log=log.append if log is not None else None,
-                  sleep=lambda s: None)
+    return Client(
+        "https://eu.api.example",
+        auth or BasicAuth("till", "pw"),
+        retries=retries,
+        backoff=0,
+        transport=httpx.MockTransport(handler),
+        log=log.append if log is not None else None,
+        sleep=lambda s: None,
+    )
 
 
 def ok(data: object, **extra: object) -> httpx.Response:
     return httpx.Response(200, json={"data": data, "errors": None, **extra})
 
 
-COMM = {"id": 11, "targetId": 5200, "targetGroupId": 4100, "communicationType": "FINISH", "channelId": 2,
-        "subjectTemplate": "s", "messageTemplate": "m", "sender": "x", "offsetDays": 1, "active": True}
+COMM = {
+    "id": 11,
+    "targetId": 5200,
+    "targetGroupId": 4100,
+    "communicationType": "FINISH",
+    "channelId": 2,
+    "subjectTemplate": "s",
+    "messageTemplate": "m",
+    "sender": "x",
+    "offsetDays": 1,
+    "active": True,
+}
 
 
 def test_basic_header_matches_the_documented_example() -> None:
@@ -79,9 +95,12 @@ def test_parses_every_documented_communication_reply(name: str) -> None:
 
 
 def test_parses_documented_channels_groups_and_targets() -> None:
-    replies = {"/v3/targetGroups/channels": "channels.200.json", "/v3/targetGroups": "get-target-groups.200.result.json",
-               "/v3/targetGroups/7": "get-target-group.200.without-uc-targets.json",
-               "/v3/targetGroups/7/targets": "get-targets.200.result.json"}
+    replies = {
+        "/v3/targetGroups/channels": "channels.200.json",
+        "/v3/targetGroups": "get-target-groups.200.result.json",
+        "/v3/targetGroups/7": "get-target-group.200.without-uc-targets.json",
+        "/v3/targetGroups/7/targets": "get-targets.200.result.json",
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=(EXAMPLES / replies[request.url.path]).read_bytes())
@@ -93,8 +112,15 @@ def test_parses_documented_channels_groups_and_targets() -> None:
 
 
 def test_tolerates_strings_nulls_and_unknown_fields() -> None:
-    odd = {**COMM, "channelId": "2", "sender": None, "subjectTemplate": None, "configs": [{"name": "a"}],
-           "supportedCommChannels": ["SMS"], "attribution": None}
+    odd = {
+        **COMM,
+        "channelId": "2",
+        "sender": None,
+        "subjectTemplate": None,
+        "configs": [{"name": "a"}],
+        "supportedCommChannels": ["SMS"],
+        "attribution": None,
+    }
     with make(lambda r: httpx.Response(201, json={"data": [odd], "errors": []})) as client:
         [c] = client.communications(1, 2)
     assert (c.channelId, c.sender, c.subjectTemplate) == (2, "", "")
@@ -105,17 +131,37 @@ def test_tolerates_strings_nulls_and_unknown_fields() -> None:
     ("status", "body", "error", "code", "text"),
     [
         (400, {}, ApiError, ExitCode.API_REJECTED, "HTTP 400 Bad Request from GET"),
-        (400, {"data": None, "errors": [{"code": 300004, "message": "Invalid input"}]}, ApiError,
-         ExitCode.API_REJECTED, "Invalid input (code 300004)"),
+        (
+            400,
+            {"data": None, "errors": [{"code": 300004, "message": "Invalid input"}]},
+            ApiError,
+            ExitCode.API_REJECTED,
+            "Invalid input (code 300004)",
+        ),
         (401, {"errors": [{"code": 1, "message": "bad creds"}]}, AuthError, ExitCode.CONFIG, "HTTP 401"),
         (403, "", AuthError, ExitCode.CONFIG, "HTTP 403 Forbidden"),
-        (404, {"data": None, "errors": [{"code": 310902, "message": "target 9 not found"}]}, ApiError,
-         ExitCode.API_REJECTED, "target 9 not found"),
+        (
+            404,
+            {"data": None, "errors": [{"code": 310902, "message": "target 9 not found"}]},
+            ApiError,
+            ExitCode.API_REJECTED,
+            "target 9 not found",
+        ),
         (500, "<html><body>Internal error</body></html>", UnavailableError, ExitCode.UNAVAILABLE, "HTTP 500"),
-        (500, {"data": None, "errors": [{"code": 310126, "message": "not enrolled"}]}, ApiError,
-         ExitCode.API_REJECTED, "not enrolled"),
-        (200, {"data": None, "errors": [{"code": 5, "message": "soft failure"}]}, ApiError,
-         ExitCode.API_REJECTED, "soft failure"),
+        (
+            500,
+            {"data": None, "errors": [{"code": 310126, "message": "not enrolled"}]},
+            ApiError,
+            ExitCode.API_REJECTED,
+            "not enrolled",
+        ),
+        (
+            200,
+            {"data": None, "errors": [{"code": 5, "message": "soft failure"}]},
+            ApiError,
+            ExitCode.API_REJECTED,
+            "soft failure",
+        ),
         (200, "<html>gateway</html>", ApiError, ExitCode.API_REJECTED, "not a JSON envelope"),
     ],
 )
@@ -181,16 +227,23 @@ def test_does_not_retry_client_errors_or_500() -> None:
 def test_honours_retry_after() -> None:
     waits: list[float] = []
     replies = iter([httpx.Response(429, headers={"Retry-After": "7"}, json={}), ok([])])
-    client = Client("https://h", None, retries=3, transport=httpx.MockTransport(lambda r: next(replies)),
-                    sleep=waits.append)
+    client = Client(
+        "https://h", None, retries=3, transport=httpx.MockTransport(lambda r: next(replies)), sleep=waits.append
+    )
     client.channels()
     assert waits == [7.0]
 
 
 def test_gives_up_when_retry_after_exceeds_the_budget() -> None:
     waits: list[float] = []
-    client = Client("https://h", None, retries=5, budget=10, sleep=waits.append,
-                    transport=httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "60"}, json={})))
+    client = Client(
+        "https://h",
+        None,
+        retries=5,
+        budget=10,
+        sleep=waits.append,
+        transport=httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "60"}, json={})),
+    )
     with pytest.raises(UnavailableError) as info:
         client.channels()
     assert waits == []
@@ -199,8 +252,14 @@ def test_gives_up_when_retry_after_exceeds_the_budget() -> None:
 
 def test_backoff_grows_with_jitter() -> None:
     waits: list[float] = []
-    client = Client("https://h", None, retries=3, backoff=1.0, sleep=waits.append,
-                    transport=httpx.MockTransport(lambda r: httpx.Response(503, json={})))
+    client = Client(
+        "https://h",
+        None,
+        retries=3,
+        backoff=1.0,
+        sleep=waits.append,
+        transport=httpx.MockTransport(lambda r: httpx.Response(503, json={})),
+    )
     with pytest.raises(UnavailableError):
         client.channels()
     assert len(waits) == 3
@@ -275,3 +334,16 @@ def test_verbose_log_redacts_secrets() -> None:
     text = "\n".join(log)
     assert "authorization: <redacted>" in text
     assert base64.b64encode(b"till").decode()[:4] not in text.split("authorization")[1].splitlines()[0]
+
+
+def test_cookies_are_never_kept_or_sent() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"data": [], "errors": None}, headers={"Set-Cookie": "_cfuvid=abc; Path=/"})
+
+    with make(handler) as client:
+        client.channels()
+        client.channels()
+    assert "cookie" not in seen[1].headers

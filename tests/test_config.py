@@ -80,10 +80,16 @@ def test_secrets_from_stdin_only() -> None:
 
 @pytest.mark.parametrize(
     ("host", "url"),
-    [("eu", "https://eu.api.capillarytech.com"), ("IN", "https://apac.api.capillarytech.com"),
-     ("sg", "https://apac2.api.capillarytech.com"), ("cn", "https://api.capillarytech.cn.com"),
-     ("api.example.com", "https://api.example.com"), ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
-     ("http://localhost:1/v3", "http://localhost:1"), ("sandbox", "sandbox")],
+    [
+        ("eu", "https://eu.api.capillarytech.com"),
+        ("IN", "https://apac.api.capillarytech.com"),
+        ("sg", "https://apac2.api.capillarytech.com"),
+        ("cn", "https://api.capillarytech.cn.com"),
+        ("api.example.com", "https://api.example.com"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://localhost:1/v3", "http://localhost:1"),
+        ("sandbox", "sandbox"),
+    ],
 )
 def test_host_aliases(host: str, url: str) -> None:
     assert resolve_host(host) == url

@@ -16,13 +16,23 @@ TARGETS = range(6001, 6021)
 @pytest.fixture
 def many(tmp_path: Path) -> tuple[Path, Path]:
     """A seed with 20 targets and a file giving each of them two communications."""
-    seed = write(tmp_path / "seed.yaml", "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
-                 "targetGroups:\n- id: 600\n  targets:\n" + "".join(f"  - {{id: {t}}}\n" for t in TARGETS)
-                 + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n")
-    comms = write(tmp_path / "comms.yaml", "targetGroupId: 600\ndefaults: {channel: EMAIL}\ntargets:\n" + "".join(
-        f"- targetId: {t}\n  communications:\n"
-        f"  - {{communicationType: START, messageTemplate: 'Start {t}'}}\n"
-        f"  - {{communicationType: FINISH, messageTemplate: 'End {t}', offsetDays: 1}}\n" for t in TARGETS))
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
+        "targetGroups:\n- id: 600\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in TARGETS)
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
+    )
+    comms = write(
+        tmp_path / "comms.yaml",
+        "targetGroupId: 600\ndefaults: {channel: EMAIL}\ntargets:\n"
+        + "".join(
+            f"- targetId: {t}\n  communications:\n"
+            f"  - {{communicationType: START, messageTemplate: 'Start {t}'}}\n"
+            f"  - {{communicationType: FINISH, messageTemplate: 'End {t}', offsetDays: 1}}\n"
+            for t in TARGETS
+        ),
+    )
     return seed, comms
 
 
@@ -35,40 +45,73 @@ def in_sync(cli: Cli, start: Callable[..., Sandbox], db: Path, comms: Path) -> N
 
 
 @pytest.mark.parametrize("fault", [("--fail-rate", "0.25"), ("--drop-rate", "0.25")])
-def test_faults_are_survived(cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path],
-                             tmp_path: Path, fault: tuple[str, str]) -> None:
+def test_faults_are_survived(
+    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path, fault: tuple[str, str]
+) -> None:
     seed, comms = many
     db = tmp_path / "faulty.db"
     s = sandbox_factory("--seed", str(seed), *fault, db=db)
-    out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "12", "--concurrency", "6", *s.args,
-              env={"COMMCTL_PASSWORD": "sandbox"})
+    out = cli(
+        "upsert",
+        "-f",
+        str(comms),
+        "-o",
+        "json",
+        "--retries",
+        "12",
+        "--concurrency",
+        "6",
+        *s.args,
+        env={"COMMCTL_PASSWORD": "sandbox"},
+    )
     assert out.code == 0, out
     assert out.json()["summary"]["failed"] == 0
     in_sync(cli, sandbox_factory, db, comms)
 
 
-def test_rate_limit_is_survived_by_honouring_retry_after(cli: Cli, sandbox_factory: Callable[..., Sandbox],
-                                                         many: tuple[Path, Path], tmp_path: Path) -> None:
+def test_rate_limit_is_survived_by_honouring_retry_after(
+    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+) -> None:
     seed, comms = many
     db = tmp_path / "limited.db"
     s = sandbox_factory("--seed", str(seed), "--rate-limit", "15", "--rate-window", "1", db=db)
-    out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "10", "--verbose", *s.args,
-              env={"COMMCTL_PASSWORD": "sandbox"})
+    out = cli(
+        "upsert",
+        "-f",
+        str(comms),
+        "-o",
+        "json",
+        "--retries",
+        "10",
+        "--verbose",
+        *s.args,
+        env={"COMMCTL_PASSWORD": "sandbox"},
+    )
     assert out.code == 0, out
     assert "< 429 Too Many Requests" in out.stderr
     in_sync(cli, sandbox_factory, db, comms)
 
 
 def test_unavailable_api_is_exit_6_with_a_report_of_every_failed_target(
-        cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path) -> None:
+    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+) -> None:
     seed, comms = many
     s = sandbox_factory("--seed", str(seed))
     report = tmp_path / "report.json"
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
     down = sandbox_factory("--fail-rate", "1", db=s.db)
-    out = cli("upsert", "-f", str(changed), "--retries", "1", "--report", str(report), *down.args,
-              env={"COMMCTL_PASSWORD": "sandbox"})
+    out = cli(
+        "upsert",
+        "-f",
+        str(changed),
+        "--retries",
+        "1",
+        "--report",
+        str(report),
+        *down.args,
+        env={"COMMCTL_PASSWORD": "sandbox"},
+    )
     assert out.code == 6, out
     doc = json.loads(report.read_text())
     assert doc["summary"] == {"created": 0, "updated": 0, "unchanged": 0, "failed": 40}
@@ -77,23 +120,26 @@ def test_unavailable_api_is_exit_6_with_a_report_of_every_failed_target(
     assert out.stderr.count("error: group 600 target") == 40
 
 
-def test_partial_outage_applies_what_it_can(cli: Cli, sandbox_factory: Callable[..., Sandbox],
-                                            many: tuple[Path, Path], tmp_path: Path) -> None:
+def test_partial_outage_applies_what_it_can(
+    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+) -> None:
     seed, comms = many
     s = sandbox_factory("--seed", str(seed))
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
     flaky = sandbox_factory("--fail-rate", "0.5", db=s.db)
-    out = cli("upsert", "-f", str(changed), "-o", "json", "--retries", "0", *flaky.args,
-              env={"COMMCTL_PASSWORD": "sandbox"})
+    out = cli(
+        "upsert", "-f", str(changed), "-o", "json", "--retries", "0", *flaky.args, env={"COMMCTL_PASSWORD": "sandbox"}
+    )
     doc = out.json()
     failed = doc["summary"]["failed"]
     if failed:
         assert out.code == 6, out
         ok = cli("upsert", "-f", str(changed), "-o", "json", *s.args, env={"COMMCTL_PASSWORD": "sandbox"})
         # everything that was reported applied is now unchanged; only the failed ones are sent again
-        assert ok.json()["summary"]["updated"] == sum(1 for r in doc["results"] if r["action"] == "failed"
-                                                       and r["communicationType"] == "FINISH")
+        assert ok.json()["summary"]["updated"] == sum(
+            1 for r in doc["results"] if r["action"] == "failed" and r["communicationType"] == "FINISH"
+        )
     else:
         assert out.code == 0, out
 

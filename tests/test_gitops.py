@@ -40,11 +40,18 @@ def test_diff_exit_codes_and_json_changes(cli: Cli, sandbox: Sandbox, tmp_path: 
     assert "> POST" not in out.stderr
     doc = out.json()
     assert doc == json.loads(report.read_text())
-    assert doc["summary"] == {"created": 0, "updated": 0, "unchanged": 3, "failed": 0, "would-create": 1,
-                              "would-update": 2}
+    assert doc["summary"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "failed": 0,
+        "would-create": 1,
+        "would-update": 2,
+    }
     by = {(r["targetId"], r["communicationType"], r["channelId"]): r for r in doc["results"]}
     assert by[(5200, "FINISH", 2)]["changes"] == {
-        "subjectTemplate": {"from": "Your summer challenge is over", "to": "Your summer challenge has ended"}}
+        "subjectTemplate": {"from": "Your summer challenge is over", "to": "Your summer challenge has ended"}
+    }
     start = by[(5200, "START", 2)]["changes"]["messageTemplate"]
     assert "5000" in start["from"] and "6000" in start["to"]
     assert by[(5201, "FINISH", 2)]["action"] == "would-create" and by[(5201, "FINISH", 2)]["changes"] == {}
@@ -78,14 +85,32 @@ def test_markdown_summary_for_pull_requests(cli: Cli, sandbox: Sandbox, tmp_path
 
 
 def test_export_then_upsert_is_a_no_op_and_reexport_is_identical(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
-    tricky = ["line one\nline two\n", "no trailing newline\nsecond", "  leading spaces\n", "trailing spaces   \nx\n",
-              "windows\r\nline\r\n", "yes", "123", "Ünïcödé 😀 {{first_name}}", "", "tab\tinside", "- dash", "#hash"]
-    comms = "".join(f"  - {{communicationType: {t}, channelId: {c}, messageTemplate: {json.dumps(m, ensure_ascii=False)}}}\n"
-                    for (t, c), m in zip([(t, c) for t in ("START", "FINISH", "CHANGE", "REMINDER") for c in (1, 2, 3)],
-                                         tricky, strict=True))
-    source = write(tmp_path / "in.yaml", f"targetGroupId: 4200\ntargets:\n- targetId: 5301\n  communications:\n{comms}"
-                   "- targetId: 5300\n  communications:\n  - {communicationType: START, channelId: 2, "
-                   "messageTemplate: m, offsetDays: 4, active: false, sender: s, subjectTemplate: j}\n")
+    tricky = [
+        "line one\nline two\n",
+        "no trailing newline\nsecond",
+        "  leading spaces\n",
+        "trailing spaces   \nx\n",
+        "windows\r\nline\r\n",
+        "yes",
+        "123",
+        "Ünïcödé 😀 {{first_name}}",
+        "",
+        "tab\tinside",
+        "- dash",
+        "#hash",
+    ]
+    comms = "".join(
+        f"  - {{communicationType: {t}, channelId: {c}, messageTemplate: {json.dumps(m, ensure_ascii=False)}}}\n"
+        for (t, c), m in zip(
+            [(t, c) for t in ("START", "FINISH", "CHANGE", "REMINDER") for c in (1, 2, 3)], tricky, strict=True
+        )
+    )
+    source = write(
+        tmp_path / "in.yaml",
+        f"targetGroupId: 4200\ntargets:\n- targetId: 5301\n  communications:\n{comms}"
+        "- targetId: 5300\n  communications:\n  - {communicationType: START, channelId: 2, "
+        "messageTemplate: m, offsetDays: 4, active: false, sender: s, subjectTemplate: j}\n",
+    )
     assert cli("upsert", "-f", str(source)).code == 0
 
     first = cli("export", "-g", "4200")
@@ -130,8 +155,14 @@ def test_deactivate_report(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Hello", (5, 160, "GSM-7")), ("a€b", (4, 160, "GSM-7")), ("{[]}~^|\\", (16, 160, "GSM-7")),
-     ("Ünïcödé", (7, 70, "UCS-2")), ("😀", (2, 70, "UCS-2")), ("x" * 160, (160, 160, "GSM-7"))],
+    [
+        ("Hello", (5, 160, "GSM-7")),
+        ("a€b", (4, 160, "GSM-7")),
+        ("{[]}~^|\\", (16, 160, "GSM-7")),
+        ("Ünïcödé", (7, 70, "UCS-2")),
+        ("😀", (2, 70, "UCS-2")),
+        ("x" * 160, (160, 160, "GSM-7")),
+    ],
 )
 def test_sms_length(text: str, expected: tuple[int, int, str]) -> None:
     assert sms_length(text) == expected
@@ -139,8 +170,13 @@ def test_sms_length(text: str, expected: tuple[int, int, str]) -> None:
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("{{a}} {{b}}", None), ("{a} }", None), ("{{a", "'{{' is never closed"), ("a}}", "'}}' without a matching '{{'"),
-     ("{{a {{b}}", "'{{' opened again before '}}'")],
+    [
+        ("{{a}} {{b}}", None),
+        ("{a} }", None),
+        ("{{a", "'{{' is never closed"),
+        ("a}}", "'}}' without a matching '{{'"),
+        ("{{a {{b}}", "'{{' opened again before '}}'"),
+    ],
 )
 def test_unbalanced_braces(text: str, problem: str | None) -> None:
     assert unbalanced_braces(text) == problem
@@ -148,11 +184,14 @@ def test_unbalanced_braces(text: str, problem: str | None) -> None:
 
 def test_template_warnings_name_file_and_line(cli: Cli, tmp_path: Path) -> None:
     long_sms = "x" * 150 + "€" * 6
-    path = write(tmp_path / "w.yaml", "targetGroupId: 1\ntargets:\n- targetId: 2\n  communications:\n"
-                 f"  - communicationType: REMINDER\n    channel: sms\n    offsetDays: 0\n"
-                 f"    messageTemplate: '{long_sms}'\n"
-                 "  - communicationType: START\n    channelId: 2\n    subjectTemplate: 'Hi {{name'\n"
-                 "    messageTemplate: ok\n")
+    path = write(
+        tmp_path / "w.yaml",
+        "targetGroupId: 1\ntargets:\n- targetId: 2\n  communications:\n"
+        f"  - communicationType: REMINDER\n    channel: sms\n    offsetDays: 0\n"
+        f"    messageTemplate: '{long_sms}'\n"
+        "  - communicationType: START\n    channelId: 2\n    subjectTemplate: 'Hi {{name'\n"
+        "    messageTemplate: ok\n",
+    )
     out = cli("validate", str(path))
     assert out.code == 0, out
     assert out.stderr.splitlines() == [
@@ -183,8 +222,15 @@ def test_schema_accepts_the_samples_and_rejects_mistakes(cli: Cli) -> None:
     for path in sorted(SAMPLES.glob("*.y*ml")) + sorted(SAMPLES.glob("*.json")):
         for doc in yaml.safe_load_all(path.read_text()):
             assert not list(validator.iter_errors(doc)), path
-    bad = {"targetGroupId": 1, "targets": [{"targetId": 2, "communications": [
-        {"communicationType": "SOON", "channelId": 1, "channel": "SMS", "offsetDay": 1}]}]}
+    bad = {
+        "targetGroupId": 1,
+        "targets": [
+            {
+                "targetId": 2,
+                "communications": [{"communicationType": "SOON", "channelId": 1, "channel": "SMS", "offsetDay": 1}],
+            }
+        ],
+    }
     messages = " ".join(e.message for e in validator.iter_errors(bad))
     assert "'SOON' is not one of" in messages and "offsetDay" in messages
     assert len(list(validator.iter_errors(bad))) >= 3

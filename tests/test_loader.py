@@ -45,12 +45,16 @@ def problems(tmp_path: Path, text: str | bytes, name: str = "comms.yaml") -> lis
 
 def test_good_file_merges_defaults_under_each_communication(tmp_path: Path) -> None:
     items = load([str(write(tmp_path / "c.yaml", GOOD))])
-    assert [(d.group, d.target, d.type, d.channel) for d in items] == [(4100, 5200, "START", 2),
-                                                                        (4100, 5200, "REMINDER", "SMS")]
-    assert items[0].fields == {"sender": "loyalty@brand.example", "subjectTemplate": "Hello",
-                               "messageTemplate": "Started"}
-    assert items[1].fields == {"sender": "BRANDSMS", "messageTemplate": "3 days left", "offsetDays": 3,
-                               "active": False}
+    assert [(d.group, d.target, d.type, d.channel) for d in items] == [
+        (4100, 5200, "START", 2),
+        (4100, 5200, "REMINDER", "SMS"),
+    ]
+    assert items[0].fields == {
+        "sender": "loyalty@brand.example",
+        "subjectTemplate": "Hello",
+        "messageTemplate": "Started",
+    }
+    assert items[1].fields == {"sender": "BRANDSMS", "messageTemplate": "3 days left", "offsetDays": 3, "active": False}
     assert items[1].where.endswith("c.yaml:11:9: targets[0].communications[1]")
 
 
@@ -71,8 +75,10 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
 
 def test_wrong_type(tmp_path: Path) -> None:
     [line] = problems(tmp_path, GOOD.replace("offsetDays: 3", "offsetDays: three"))
-    assert line == (f"{tmp_path / 'comms.yaml'}:15:21: targets[0].communications[1].offsetDays: "
-                    "Input should be a valid integer, got 'three'")
+    assert line == (
+        f"{tmp_path / 'comms.yaml'}:15:21: targets[0].communications[1].offsetDays: "
+        "Input should be a valid integer, got 'three'"
+    )
 
 
 def test_number_as_text_is_refused_with_a_quoting_hint(tmp_path: Path) -> None:
@@ -82,12 +88,15 @@ def test_number_as_text_is_refused_with_a_quoting_hint(tmp_path: Path) -> None:
 
 def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     [line] = problems(tmp_path, GOOD.replace("offsetDays: 3", "offsetDay: 3"))
-    assert line.endswith(":15:9: targets[0].communications[1].offsetDay: unknown field 'offsetDay' "
-                         "(did you mean 'offsetDays'?)")
+    assert line.endswith(
+        ":15:9: targets[0].communications[1].offsetDay: unknown field 'offsetDay' (did you mean 'offsetDays'?)"
+    )
 
 
 def test_duplicate_mapping_key(tmp_path: Path) -> None:
-    [line] = problems(tmp_path, GOOD.replace("        offsetDays: 3\n", "        offsetDays: 3\n        offsetDays: 4\n"))
+    [line] = problems(
+        tmp_path, GOOD.replace("        offsetDays: 3\n", "        offsetDays: 3\n        offsetDays: 4\n")
+    )
     assert ":16:9: invalid YAML: duplicate key 'offsetDays' (first defined at line 15, column 9)" in line
 
 
@@ -108,8 +117,9 @@ def test_duplicate_natural_key_across_files(tmp_path: Path) -> None:
 
 
 def test_empty_file(tmp_path: Path) -> None:
-    assert problems(tmp_path, "") == [f"{tmp_path / 'comms.yaml'}: empty: no documents (expected targetGroupId and "
-                                      "targets)"]
+    assert problems(tmp_path, "") == [
+        f"{tmp_path / 'comms.yaml'}: empty: no documents (expected targetGroupId and targets)"
+    ]
 
 
 def test_comment_only_file_is_empty(tmp_path: Path) -> None:
@@ -127,15 +137,19 @@ def test_directory_without_yaml(tmp_path: Path) -> None:
 def test_directory_is_read_in_sorted_order(tmp_path: Path) -> None:
     write(tmp_path / "d" / "b.yaml", GOOD.replace("5200", "5202"))
     write(tmp_path / "d" / "a" / "x.yml", GOOD.replace("5200", "5201"))
-    write(tmp_path / "d" / "c.json", '{"targetGroupId": 4100, "targets": [{"targetId": 5203, "communications": '
-                                     '[{"communicationType": "START", "channelId": 2, "messageTemplate": "m"}]}]}')
+    write(
+        tmp_path / "d" / "c.json",
+        '{"targetGroupId": 4100, "targets": [{"targetId": 5203, "communications": '
+        '[{"communicationType": "START", "channelId": 2, "messageTemplate": "m"}]}]}',
+    )
     items = load([str(tmp_path / "d")])
     assert [d.target for d in items] == [5201, 5201, 5202, 5202, 5203]
 
 
 def test_binary_file(tmp_path: Path) -> None:
-    assert problems(tmp_path, b"\x89PNG\r\n\x1a\n\x00\x00") == [f"{tmp_path / 'comms.yaml'}: not a text file "
-                                                               "(binary content)"]
+    assert problems(tmp_path, b"\x89PNG\r\n\x1a\n\x00\x00") == [
+        f"{tmp_path / 'comms.yaml'}: not a text file (binary content)"
+    ]
 
 
 def test_not_utf8(tmp_path: Path) -> None:
@@ -155,14 +169,17 @@ def test_negative_offset_days(tmp_path: Path) -> None:
 
 def test_unknown_communication_type(tmp_path: Path) -> None:
     [line] = problems(tmp_path, GOOD.replace("communicationType: START", "communicationType: STRAT"))
-    assert line.endswith(":8:28: targets[0].communications[0].communicationType: expected one of START, FINISH, "
-                         "CHANGE, REMINDER, got 'STRAT' (did you mean 'START'?)")
+    assert line.endswith(
+        ":8:28: targets[0].communications[0].communicationType: expected one of START, FINISH, "
+        "CHANGE, REMINDER, got 'STRAT' (did you mean 'START'?)"
+    )
 
 
 def test_missing_channel(tmp_path: Path) -> None:
     [line] = problems(tmp_path, GOOD.replace("  channelId: 2\n", ""))
-    assert line.endswith(":7:9: targets[0].communications[0]: one of channelId or channel is required "
-                         "(here or in defaults)")
+    assert line.endswith(
+        ":7:9: targets[0].communications[0]: one of channelId or channel is required (here or in defaults)"
+    )
 
 
 def test_both_channel_and_channel_id(tmp_path: Path) -> None:
@@ -180,8 +197,9 @@ def test_missing_required_fields(tmp_path: Path) -> None:
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
-    assert problems(tmp_path, "just text\n") == [f"{tmp_path / 'comms.yaml'}:1:1: expected a mapping with "
-                                                 "targetGroupId and targets, got str"]
+    assert problems(tmp_path, "just text\n") == [
+        f"{tmp_path / 'comms.yaml'}:1:1: expected a mapping with targetGroupId and targets, got str"
+    ]
 
 
 def test_alias_bomb_is_refused(tmp_path: Path) -> None:
@@ -208,8 +226,9 @@ def test_template_file_is_read_byte_for_byte_relative_to_the_yaml(tmp_path: Path
 
 def test_missing_template_file_names_the_yaml_location(tmp_path: Path) -> None:
     [line] = problems(tmp_path, GOOD.replace('messageTemplate: "Started"', "messageTemplateFile: nope.html"))
-    assert line.endswith(":10:30: targets[0].communications[0].messageTemplateFile: cannot read nope.html: "
-                         "no such file")
+    assert line.endswith(
+        ":10:30: targets[0].communications[0].messageTemplateFile: cannot read nope.html: no such file"
+    )
 
 
 def test_template_file_not_utf8_names_that_file(tmp_path: Path) -> None:
@@ -229,10 +248,13 @@ def test_multi_document_and_merge_keys(tmp_path: Path) -> None:
     text = (
         GOOD + "---\ntargetGroupId: 4200\ntargets:\n  - targetId: 5300\n    communications:\n"
         "      - &c {communicationType: START, channelId: 1, messageTemplate: hi}\n"
-        "      - {<<: *c, communicationType: FINISH}\n")
+        "      - {<<: *c, communicationType: FINISH}\n"
+    )
     items = load([str(write(tmp_path / "c.yaml", text))])
     assert [(d.group, d.type, d.channel, d.fields.get("messageTemplate")) for d in items][2:] == [
-        (4200, "START", 1, "hi"), (4200, "FINISH", 1, "hi")]
+        (4200, "START", 1, "hi"),
+        (4200, "FINISH", 1, "hi"),
+    ]
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -256,14 +278,25 @@ def test_cli_reports_problems_with_exit_3_and_no_traceback(cli: Cli, tmp_path: P
 def test_cli_validate_json_error_shape(cli: Cli, tmp_path: Path) -> None:
     out = cli("validate", str(write(tmp_path / "c.yaml", "")), "-o", "json")
     assert out.code == 3, out
-    assert out.json() == {"error": {"kind": "input", "message": f"{tmp_path / 'c.yaml'}: empty: no documents "
-                                    "(expected targetGroupId and targets)",
-                                    "hint": "fix the file(s) and run `commctl validate` to check them offline"}}
+    assert out.json() == {
+        "error": {
+            "kind": "input",
+            "message": f"{tmp_path / 'c.yaml'}: empty: no documents (expected targetGroupId and targets)",
+            "hint": "fix the file(s) and run `commctl validate` to check them offline",
+        }
+    }
 
 
 def test_escaped_surrogate_pairs_in_json_are_joined_and_lone_halves_refused(tmp_path: Path) -> None:
-    doc = {"targetGroupId": 1, "targets": [{"targetId": 2, "communications": [
-        {"communicationType": "START", "channelId": 1, "messageTemplate": "smile 😀"}]}]}
+    doc = {
+        "targetGroupId": 1,
+        "targets": [
+            {
+                "targetId": 2,
+                "communications": [{"communicationType": "START", "channelId": 1, "messageTemplate": "smile 😀"}],
+            }
+        ],
+    }
     items = load([str(write(tmp_path / "c.json", json.dumps(doc)))])
     assert "\\ud83d" in json.dumps(doc) and items[0].fields["messageTemplate"] == "smile 😀"
     [line] = problems(tmp_path, json.dumps(doc).replace("\\ude00", ""), name="c.json")

@@ -18,8 +18,15 @@ from .conftest import Cli, Sandbox, start_sandbox, stop_sandbox, write
 AUTH = {"Authorization": basic_header("sandbox", "sandbox")}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 UPSERT = "/v3/targetGroups/4100/targets/5200/communications/upsert"
-ITEM = {"communicationType": "START", "channelId": 2, "messageTemplate": "hello", "sender": "s", "subjectTemplate": "x",
-        "offsetDays": 1, "active": True}
+ITEM = {
+    "communicationType": "START",
+    "channelId": 2,
+    "messageTemplate": "hello",
+    "sender": "s",
+    "subjectTemplate": "x",
+    "offsetDays": 1,
+    "active": True,
+}
 
 
 @pytest.fixture
@@ -57,7 +64,11 @@ def test_natural_key_updates_in_place(http: httpx.Client) -> None:
 def test_defaults_on_create(http: httpx.Client) -> None:
     item = http.post(UPSERT, json=[{"communicationType": "CHANGE", "channelId": 3, "messageTemplate": "m"}]).json()
     assert {k: item["data"][0][k] for k in ("sender", "subjectTemplate", "offsetDays", "active")} == {
-        "sender": "", "subjectTemplate": "", "offsetDays": 0, "active": True}
+        "sender": "",
+        "subjectTemplate": "",
+        "offsetDays": 0,
+        "active": True,
+    }
 
 
 @pytest.mark.parametrize(
@@ -130,8 +141,11 @@ def test_concurrent_upserts_on_one_target_all_land(http: httpx.Client, sandbox: 
         except BaseException as e:  # collected and re-raised in the test thread
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(t, ch)) for t in ("START", "FINISH", "CHANGE", "REMINDER")
-               for ch in (1, 2, 3)]
+    threads = [
+        threading.Thread(target=worker, args=(t, ch))
+        for t in ("START", "FINISH", "CHANGE", "REMINDER")
+        for ch in (1, 2, 3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -165,8 +179,11 @@ def test_state_survives_a_restart_and_reset_starts_over(tmp_path: Path, cli: Cli
 
 
 def test_custom_seed(tmp_path: Path, sandbox_factory: Callable[..., Sandbox]) -> None:
-    seed = write(tmp_path / "seed.yaml", "channels: [{id: 7, name: WHATSAPP}]\ntargetGroups:\n- id: 1\n  targets: "
-                 "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n")
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 7, name: WHATSAPP}]\ntargetGroups:\n- id: 1\n  targets: "
+        "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n",
+    )
     s = sandbox_factory("--seed", str(seed))
     r = httpx.get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
     assert r.json()["data"] == [{"id": 7, "name": "WHATSAPP"}]

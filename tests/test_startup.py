@@ -32,7 +32,20 @@ def test_version_output() -> None:
 
 def test_top_level_help_lists_every_command() -> None:
     out = subprocess.run([sys.executable, "-m", "commctl", "--help"], capture_output=True, text=True, check=True)
-    for name in ("upsert", "activate", "deactivate", "show", "validate", "diff", "export", "channels", "groups",
-                 "targets", "schema", "sandbox", "config"):
+    for name in (
+        "upsert",
+        "activate",
+        "deactivate",
+        "show",
+        "validate",
+        "diff",
+        "export",
+        "channels",
+        "groups",
+        "targets",
+        "schema",
+        "sandbox",
+        "config",
+    ):
         assert f"  {name} " in out.stdout, name
     assert "\x1b[" not in out.stdout

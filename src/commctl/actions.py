@@ -11,7 +11,7 @@ from . import render
 from .errors import ApiError, ExitCode, InputError, UsageError
 from .loader import Problems, load, read_text
 from .models import COMM_TYPES, Desired, DocumentIn, Item
-from .runtime import Run, to_yaml
+from .runtime import Run
 from .templates import check
 
 
@@ -25,13 +25,26 @@ def load_files(run: Run, paths: list[str]) -> list[Desired]:
     return load(paths)
 
 
-def desired_from_flags(group: int, target: int, ctype: str, channel: str, *, sender: str | None,
-                       subject: str | None, subject_file: Path | None, message: str | None,
-                       message_file: Path | None, offset_days: int | None, active: bool | None) -> Desired:
+def desired_from_flags(
+    group: int,
+    target: int,
+    ctype: str,
+    channel: str,
+    *,
+    sender: str | None,
+    subject: str | None,
+    subject_file: Path | None,
+    message: str | None,
+    message_file: Path | None,
+    offset_days: int | None,
+    active: bool | None,
+) -> Desired:
     problems = Problems()
     fields: dict[str, Any] = {}
-    for name, text, path, flag in (("subjectTemplate", subject, subject_file, "--subject"),
-                                   ("messageTemplate", message, message_file, "--message")):
+    for name, text, path, flag in (
+        ("subjectTemplate", subject, subject_file, "--subject"),
+        ("messageTemplate", message, message_file, "--message"),
+    ):
         if text is not None and path is not None:
             raise UsageError(f"give {flag} or {flag}-file, not both")
         if path is not None:
@@ -46,8 +59,9 @@ def desired_from_flags(group: int, target: int, ctype: str, channel: str, *, sen
         if value is not None:
             fields[name] = value
     chan: int | str = int(channel) if channel.isdigit() else channel
-    return Desired(group, target, ctype, chan, fields, where="flags", channel_name=None if isinstance(chan, int)
-                   else chan)
+    return Desired(
+        group, target, ctype, chan, fields, where="flags", channel_name=None if isinstance(chan, int) else chan
+    )
 
 
 def _warn(run: Run, warnings: list[str], strict: bool) -> None:
@@ -68,8 +82,9 @@ def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = Fal
     _warn(run, check(desired, names), bool(opts.get("strict")))
     live = planner.fetch_live(client, ((d.group, d.target) for d in desired), concurrency)
     items = planner.plan(desired, live)
-    planner.apply(client, items, concurrency=concurrency, force=bool(opts.get("force")),
-                  dry_run=diff or bool(opts.get("dry_run")))
+    planner.apply(
+        client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=diff or bool(opts.get("dry_run"))
+    )
     return _finish(run, items, names, title, diff)
 
 
@@ -91,8 +106,15 @@ def _finish(run: Run, items: list[Item], names: dict[int, str], title: str, diff
     return code
 
 
-def set_active(run: Run, active: bool, group: int | None, targets: list[int] | None, types: list[str],
-               channels: list[str] | None, files: list[str] | None) -> int:
+def set_active(
+    run: Run,
+    active: bool,
+    group: int | None,
+    targets: list[int] | None,
+    types: list[str],
+    channels: list[str] | None,
+    files: list[str] | None,
+) -> int:
     opts = run.opts
     concurrency = int(opts.get("concurrency") or 8)
     if files:
@@ -111,12 +133,16 @@ def set_active(run: Run, active: bool, group: int | None, targets: list[int] | N
         wanted = _channel_ids(channels or [], names)
         target_ids = targets or [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
         live = planner.fetch_live(client, ((group, t) for t in target_ids), concurrency)
-        items = planner.plan_active(live, active, lambda c: (not types or c.communicationType in types)
-                                    and (not wanted or c.channelId in wanted))
+        items = planner.plan_active(
+            live,
+            active,
+            lambda c: (not types or c.communicationType in types) and (not wanted or c.channelId in wanted),
+        )
         if not items:
             run.note("nothing matched: no live communication has the given target, type and channel")
-    planner.apply(client, items, concurrency=concurrency, force=bool(opts.get("force")),
-                  dry_run=bool(opts.get("dry_run")))
+    planner.apply(
+        client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=bool(opts.get("dry_run"))
+    )
     return _finish(run, items, names, f"commctl {'activate' if active else 'deactivate'}")
 
 
@@ -192,26 +218,43 @@ def validate(run: Run, paths: list[str], strict: bool) -> int:
         run.emit(doc)
     else:
         s = "" if len(desired) == 1 else "s"
-        run.out_stream.write(f"valid: {len(desired)} communication{s} in {len(files)} file(s), "
-                             f"{len(warnings)} warning(s)\n")
+        run.out_stream.write(
+            f"valid: {len(desired)} communication{s} in {len(files)} file(s), {len(warnings)} warning(s)\n"
+        )
     return 0
 
 
 TYPE_ORDER = {t: n for n, t in enumerate(COMM_TYPES)}
-EXPORT_FIELDS = ("communicationType", "channelId", "sender", "subjectTemplate", "messageTemplate", "offsetDays",
-                 "active")
+EXPORT_FIELDS = (
+    "communicationType",
+    "channelId",
+    "sender",
+    "subjectTemplate",
+    "messageTemplate",
+    "offsetDays",
+    "active",
+)
 
 
 def export_doc(group: int, comms: list[Any]) -> dict[str, Any]:
     by_target: dict[int, list[Any]] = {}
     for c in comms:
         by_target.setdefault(int(c.targetId), []).append(c)
-    return {"targetGroupId": group, "targets": [
-        {"targetId": t, "communications": [
-            {f: getattr(c, f) for f in EXPORT_FIELDS}
-            for c in sorted(cs, key=lambda c: (TYPE_ORDER.get(c.communicationType, 99), c.communicationType,
-                                               c.channelId))]}
-        for t, cs in sorted(by_target.items())]}
+    return {
+        "targetGroupId": group,
+        "targets": [
+            {
+                "targetId": t,
+                "communications": [
+                    {f: getattr(c, f) for f in EXPORT_FIELDS}
+                    for c in sorted(
+                        cs, key=lambda c: (TYPE_ORDER.get(c.communicationType, 99), c.communicationType, c.channelId)
+                    )
+                ],
+            }
+            for t, cs in sorted(by_target.items())
+        ],
+    }
 
 
 def export_yaml(doc: dict[str, Any]) -> str:
@@ -224,8 +267,7 @@ def export_yaml(doc: dict[str, Any]) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
     Dumper.add_representer(str, text)
-    return yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
-                     width=1_000_000)
+    return yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
 
 
 def export(run: Run, group: int, targets: list[int], out: Path | None) -> int:
@@ -256,8 +298,9 @@ DISCOVERY_COLUMNS = {
 
 def discover(run: Run, what: str, group: int | None = None) -> int:
     client = run.client()
-    rows = client.channels_raw() if what == "channels" else client.groups() if what == "groups" \
-        else client.targets(group)
+    rows = (
+        client.channels_raw() if what == "channels" else client.groups() if what == "groups" else client.targets(group)
+    )
     run.emit(rows, lambda: render.raw_table(rows, DISCOVERY_COLUMNS[what], run.plain))
     return 0
 
@@ -286,8 +329,19 @@ def config_show(run: Run) -> int:
     return 0
 
 
-def sandbox_serve(run: Run, host: str, port: int, db: Path | None, seed: Path | None, latency_ms: int,
-                  fail_rate: float, rate_limit: int, rate_window: float, drop_rate: float, verbose: bool) -> int:
+def sandbox_serve(
+    run: Run,
+    host: str,
+    port: int,
+    db: Path | None,
+    seed: Path | None,
+    latency_ms: int,
+    fail_rate: float,
+    rate_limit: int,
+    rate_window: float,
+    drop_rate: float,
+    verbose: bool,
+) -> int:
     from .sandbox.app import Faults, SandboxApp, default_db, open_store
     from .sandbox.server import serve
 

@@ -44,55 +44,167 @@ def _opt(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
 
 CONN, OUT, WRITE = "Connection", "Output", "Writing"
 OUTPUT_OPTIONS = [
-    _opt("output", Annotated[Optional[str], typer.Option("--output", "-o", metavar="FORMAT", rich_help_panel=OUT,
-                                                         help="table, json or yaml [env COMMCTL_OUTPUT]")]),
-    _opt("quiet", Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUT,
-                                               help="Only data and errors.")], False),
-    _opt("debug", Annotated[bool, typer.Option("--debug", rich_help_panel=OUT,
-                                               help="Tracebacks for internal errors.")], False),
+    _opt(
+        "output",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--output", "-o", metavar="FORMAT", rich_help_panel=OUT, help="table, json or yaml [env COMMCTL_OUTPUT]"
+            ),
+        ],
+    ),
+    _opt(
+        "quiet",
+        Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUT, help="Only data and errors.")],
+        False,
+    ),
+    _opt(
+        "debug",
+        Annotated[bool, typer.Option("--debug", rich_help_panel=OUT, help="Tracebacks for internal errors.")],
+        False,
+    ),
 ]
 CONNECTION_OPTIONS = [
-    _opt("host", Annotated[Optional[str], typer.Option(
-        "--host", rich_help_panel=CONN, help="eu, in/apac, apac2/sg, us, cn, a URL, or sandbox [env COMMCTL_HOST]")]),
-    _opt("profile", Annotated[Optional[str], typer.Option(
-        "--profile", rich_help_panel=CONN, help="Profile of the config file [env COMMCTL_PROFILE]")]),
-    _opt("config", Annotated[Optional[str], typer.Option(
-        "--config", rich_help_panel=CONN, help="Config file [env COMMCTL_CONFIG]")]),
-    _opt("username", Annotated[Optional[str], typer.Option(
-        "--username", rich_help_panel=CONN, help="Basic auth till user [env COMMCTL_USERNAME]")]),
-    _opt("password_stdin", Annotated[bool, typer.Option(
-        "--password-stdin", rich_help_panel=CONN, help="Read the password from stdin [env COMMCTL_PASSWORD]")], False),
-    _opt("client_key", Annotated[Optional[str], typer.Option(
-        "--client-key", rich_help_panel=CONN, help="OAuth client key [env COMMCTL_CLIENT_KEY]")]),
-    _opt("client_secret_stdin", Annotated[bool, typer.Option(
-        "--client-secret-stdin", rich_help_panel=CONN,
-        help="Read the OAuth client secret from stdin [env COMMCTL_CLIENT_SECRET]")], False),
-    _opt("insecure", Annotated[bool, typer.Option(
-        "--insecure", rich_help_panel=CONN, help="Allow plain http:// to hosts other than loopback.")], False),
-    _opt("timeout", Annotated[Optional[float], typer.Option(
-        "--timeout", rich_help_panel=CONN, help="Seconds per request [env COMMCTL_TIMEOUT; default 30]")]),
-    _opt("retries", Annotated[Optional[int], typer.Option(
-        "--retries", rich_help_panel=CONN, help="Retries of failed requests [env COMMCTL_RETRIES; default 3]")]),
-    _opt("verbose", Annotated[bool, typer.Option(
-        "--verbose", "-v", rich_help_panel=OUT, help="Log each HTTP request and response on stderr (redacted).")],
-        False),
+    _opt(
+        "host",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--host",
+                rich_help_panel=CONN,
+                help="eu, in/apac, apac2/sg, us, cn, a URL, or sandbox [env COMMCTL_HOST]",
+            ),
+        ],
+    ),
+    _opt(
+        "profile",
+        Annotated[
+            Optional[str],
+            typer.Option("--profile", rich_help_panel=CONN, help="Profile of the config file [env COMMCTL_PROFILE]"),
+        ],
+    ),
+    _opt(
+        "config",
+        Annotated[
+            Optional[str], typer.Option("--config", rich_help_panel=CONN, help="Config file [env COMMCTL_CONFIG]")
+        ],
+    ),
+    _opt(
+        "username",
+        Annotated[
+            Optional[str],
+            typer.Option("--username", rich_help_panel=CONN, help="Basic auth till user [env COMMCTL_USERNAME]"),
+        ],
+    ),
+    _opt(
+        "password_stdin",
+        Annotated[
+            bool,
+            typer.Option(
+                "--password-stdin", rich_help_panel=CONN, help="Read the password from stdin [env COMMCTL_PASSWORD]"
+            ),
+        ],
+        False,
+    ),
+    _opt(
+        "client_key",
+        Annotated[
+            Optional[str],
+            typer.Option("--client-key", rich_help_panel=CONN, help="OAuth client key [env COMMCTL_CLIENT_KEY]"),
+        ],
+    ),
+    _opt(
+        "client_secret_stdin",
+        Annotated[
+            bool,
+            typer.Option(
+                "--client-secret-stdin",
+                rich_help_panel=CONN,
+                help="Read the OAuth client secret from stdin [env COMMCTL_CLIENT_SECRET]",
+            ),
+        ],
+        False,
+    ),
+    _opt(
+        "insecure",
+        Annotated[
+            bool,
+            typer.Option("--insecure", rich_help_panel=CONN, help="Allow plain http:// to hosts other than loopback."),
+        ],
+        False,
+    ),
+    _opt(
+        "timeout",
+        Annotated[
+            Optional[float],
+            typer.Option(
+                "--timeout", rich_help_panel=CONN, help="Seconds per request [env COMMCTL_TIMEOUT; default 30]"
+            ),
+        ],
+    ),
+    _opt(
+        "retries",
+        Annotated[
+            Optional[int],
+            typer.Option(
+                "--retries", rich_help_panel=CONN, help="Retries of failed requests [env COMMCTL_RETRIES; default 3]"
+            ),
+        ],
+    ),
+    _opt(
+        "verbose",
+        Annotated[
+            bool,
+            typer.Option(
+                "--verbose", "-v", rich_help_panel=OUT, help="Log each HTTP request and response on stderr (redacted)."
+            ),
+        ],
+        False,
+    ),
 ]
 WRITE_OPTIONS = [
-    _opt("dry_run", Annotated[bool, typer.Option("--dry-run", rich_help_panel=WRITE,
-                                                 help="Show the plan; send nothing.")], False),
-    _opt("force", Annotated[bool, typer.Option("--force", rich_help_panel=WRITE,
-                                               help="Send unchanged communications too.")], False),
-    _opt("concurrency", Annotated[int, typer.Option("--concurrency", min=1, max=64, rich_help_panel=WRITE,
-                                                    help="Targets sent in parallel.")], 8),
-    _opt("report", Annotated[Optional[str], typer.Option("--report", metavar="FILE", rich_help_panel=WRITE,
-                                                         help="Also write the JSON results to FILE.")]),
-    _opt("strict", Annotated[bool, typer.Option("--strict", rich_help_panel=WRITE,
-                                                help="Treat template warnings as errors.")], False),
+    _opt(
+        "dry_run",
+        Annotated[bool, typer.Option("--dry-run", rich_help_panel=WRITE, help="Show the plan; send nothing.")],
+        False,
+    ),
+    _opt(
+        "force",
+        Annotated[bool, typer.Option("--force", rich_help_panel=WRITE, help="Send unchanged communications too.")],
+        False,
+    ),
+    _opt(
+        "concurrency",
+        Annotated[
+            int, typer.Option("--concurrency", min=1, max=64, rich_help_panel=WRITE, help="Targets sent in parallel.")
+        ],
+        8,
+    ),
+    _opt(
+        "report",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--report", metavar="FILE", rich_help_panel=WRITE, help="Also write the JSON results to FILE."
+            ),
+        ],
+    ),
+    _opt(
+        "strict",
+        Annotated[bool, typer.Option("--strict", rich_help_panel=WRITE, help="Treat template warnings as errors.")],
+        False,
+    ),
 ]
 
 
-def command(target: typer.Typer = app, *, api: bool = True, writes: bool = False, name: str | None = None,
-            extra: tuple[inspect.Parameter, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(
+    target: typer.Typer = app,
+    *,
+    api: bool = True,
+    writes: bool = False,
+    name: str | None = None,
+    extra: tuple[inspect.Parameter, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register fn(run, ...) as a command with the shared options, inside the error boundary."""
     shared = [*OUTPUT_OPTIONS, *(CONNECTION_OPTIONS if api else []), *(WRITE_OPTIONS if writes else []), *extra]
 
@@ -126,18 +238,27 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Manage Capillary Loyalty target communications."""
 
 
 Group = Annotated[Optional[int], typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
-Targets = Annotated[Optional[list[int]], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id (repeatable).")]
-Files = Annotated[Optional[list[str]], typer.Option("--file", "-f", metavar="PATH", help="YAML/JSON file, directory or - (repeatable).")]
-Types = Annotated[Optional[list[CommType]], typer.Option("--type", case_sensitive=False, help="Communication type "
-                                                         "(repeatable).")]
-Channels = Annotated[Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")]
+Targets = Annotated[
+    Optional[list[int]], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id (repeatable).")
+]
+Files = Annotated[
+    Optional[list[str]],
+    typer.Option("--file", "-f", metavar="PATH", help="YAML/JSON file, directory or - (repeatable)."),
+]
+Types = Annotated[
+    Optional[list[CommType]], typer.Option("--type", case_sensitive=False, help="Communication type (repeatable).")
+]
+Channels = Annotated[
+    Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")
+]
 
 
 def _need(value: Any, flag: str, why: str) -> Any:
@@ -151,16 +272,24 @@ def upsert(
     run: Any,
     group: Group = None,
     target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id.")] = None,
-    type_: Annotated[Optional[CommType], typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or "
-                                                      "REMINDER.")] = None,
-    channel: Annotated[Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")] = None,
+    type_: Annotated[
+        Optional[CommType], typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or REMINDER.")
+    ] = None,
+    channel: Annotated[
+        Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")
+    ] = None,
     sender: Annotated[Optional[str], typer.Option("--sender", help="Sender id.")] = None,
     subject: Annotated[Optional[str], typer.Option("--subject", help="Subject template.")] = None,
-    subject_file: Annotated[Optional[Path], typer.Option("--subject-file", help="Read the subject from a file.")] = None,
+    subject_file: Annotated[
+        Optional[Path], typer.Option("--subject-file", help="Read the subject from a file.")
+    ] = None,
     message: Annotated[Optional[str], typer.Option("--message", help="Message template.")] = None,
-    message_file: Annotated[Optional[Path], typer.Option("--message-file", help="Read the message from a file.")] = None,
-    offset_days: Annotated[Optional[int], typer.Option("--offset-days", min=0, max=2**31 - 1,
-                                                       help="Delivery offset in days.")] = None,
+    message_file: Annotated[
+        Optional[Path], typer.Option("--message-file", help="Read the message from a file.")
+    ] = None,
+    offset_days: Annotated[
+        Optional[int], typer.Option("--offset-days", min=0, max=2**31 - 1, help="Delivery offset in days.")
+    ] = None,
     active: Annotated[Optional[bool], typer.Option("--active/--inactive", help="Switch on or off.")] = None,
     files: Files = None,
 ) -> int:
@@ -171,19 +300,43 @@ def upsert(
     from . import actions
 
     if files:
-        given = [n for n, v in (("--group", group), ("--target", target), ("--type", type_), ("--channel", channel),
-                                ("--sender", sender), ("--subject", subject), ("--subject-file", subject_file),
-                                ("--message", message), ("--message-file", message_file),
-                                ("--offset-days", offset_days), ("--active/--inactive", active)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("--group", group),
+                ("--target", target),
+                ("--type", type_),
+                ("--channel", channel),
+                ("--sender", sender),
+                ("--subject", subject),
+                ("--subject-file", subject_file),
+                ("--message", message),
+                ("--message-file", message_file),
+                ("--offset-days", offset_days),
+                ("--active/--inactive", active),
+            )
+            if v is not None
+        ]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with -f", hint="put the values in the file")
         desired = actions.load_files(run, files)
     else:
         why = "(or give -f FILE)"
-        desired = [actions.desired_from_flags(
-            _need(group, "--group", why), _need(target, "--target", why), _need(type_, "--type", why).value,
-            _need(channel, "--channel", why), sender=sender, subject=subject, subject_file=subject_file,
-            message=message, message_file=message_file, offset_days=offset_days, active=active)]
+        desired = [
+            actions.desired_from_flags(
+                _need(group, "--group", why),
+                _need(target, "--target", why),
+                _need(type_, "--type", why).value,
+                _need(channel, "--channel", why),
+                sender=sender,
+                subject=subject,
+                subject_file=subject_file,
+                message=message,
+                message_file=message_file,
+                offset_days=offset_days,
+                active=active,
+            )
+        ]
     return actions.apply_desired(run, desired, title="commctl upsert")
 
 
@@ -197,8 +350,14 @@ def diff(run: Any, files: Files = None) -> int:
 
 
 @command(writes=True)
-def activate(run: Any, group: Group = None, targets: Targets = None, types: Types = None, channels: Channels = None,
-             files: Files = None) -> int:
+def activate(
+    run: Any,
+    group: Group = None,
+    targets: Targets = None,
+    types: Types = None,
+    channels: Channels = None,
+    files: Files = None,
+) -> int:
     """Switch matching live communications on (all targets of the group unless --target is given)."""
     from . import actions
 
@@ -206,8 +365,14 @@ def activate(run: Any, group: Group = None, targets: Targets = None, types: Type
 
 
 @command(writes=True)
-def deactivate(run: Any, group: Group = None, targets: Targets = None, types: Types = None, channels: Channels = None,
-               files: Files = None) -> int:
+def deactivate(
+    run: Any,
+    group: Group = None,
+    targets: Targets = None,
+    types: Types = None,
+    channels: Channels = None,
+    files: Files = None,
+) -> int:
     """Switch matching live communications off (there is no delete in the API)."""
     from . import actions
 
@@ -224,8 +389,10 @@ def show(run: Any, group: Group = None, targets: Targets = None, files: Files = 
     return actions.show_live(run, _need(group, "--group", "(or give -f FILE)"), targets or [])
 
 
-@command(api=False, extra=(_opt("strict", Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")],
-                                False),))
+@command(
+    api=False,
+    extra=(_opt("strict", Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")], False),),
+)
 def validate(run: Any, paths: Annotated[list[str], typer.Argument(help="Files, directories or -.")]) -> int:
     """Check communication files offline: schema, duplicates, template warnings. Exit 0 or 3."""
     from . import actions
@@ -234,10 +401,12 @@ def validate(run: Any, paths: Annotated[list[str], typer.Argument(help="Files, d
 
 
 @command()
-def export(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")],
-           targets: Targets = None,
-           out: Annotated[Optional[Path], typer.Option("--out", help="Write one file per group into DIR.")] = None,
-           ) -> int:
+def export(
+    run: Any,
+    group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")],
+    targets: Targets = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write one file per group into DIR.")] = None,
+) -> int:
     """Write the live state in the file format, so that `upsert -f` of it is a no-op."""
     from . import actions
 
@@ -261,7 +430,9 @@ def groups(run: Any) -> int:
 
 
 @command()
-def targets(run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]) -> int:
+def targets(
+    run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
+) -> int:
     """List the targets of a target group."""
     from . import actions
 
@@ -284,9 +455,12 @@ def config_show(run: Any) -> int:
     return actions.config_show(run)
 
 
-Db = Annotated[Optional[Path], typer.Option("--db", help="SQLite state file [default $XDG_STATE_HOME/commctl/sandbox.db]")]
-Seed = Annotated[Optional[Path], typer.Option("--seed", help="Seed file (YAML) with channels, groups, targets, "
-                                              "credentials.")]
+Db = Annotated[
+    Optional[Path], typer.Option("--db", help="SQLite state file [default $XDG_STATE_HOME/commctl/sandbox.db]")
+]
+Seed = Annotated[
+    Optional[Path], typer.Option("--seed", help="Seed file (YAML) with channels, groups, targets, credentials.")
+]
 
 
 @command(sandbox_app, api=False)
@@ -297,18 +471,23 @@ def serve(
     db: Db = None,
     seed: Seed = None,
     latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Delay every answer.")] = 0,
-    fail_rate: Annotated[float, typer.Option("--fail-rate", min=0, max=1, help="Share of requests answered 503.")] = 0.0,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", min=0, max=1, help="Share of requests answered 503.")
+    ] = 0.0,
     rate_limit: Annotated[int, typer.Option("--rate-limit", min=0, help="Requests per minute, then 429.")] = 0,
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.1, hidden=True)] = 60.0,
-    drop_rate: Annotated[float, typer.Option("--drop-rate", min=0, max=1,
-                                             help="Share of requests whose connection is closed unanswered.")] = 0.0,
+    drop_rate: Annotated[
+        float,
+        typer.Option("--drop-rate", min=0, max=1, help="Share of requests whose connection is closed unanswered."),
+    ] = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
 ) -> int:
     """Serve the emulator over HTTP on loopback (state in SQLite)."""
     from . import actions
 
-    return actions.sandbox_serve(run, host, port, db, seed, latency_ms, fail_rate, rate_limit, rate_window, drop_rate,
-                                 verbose)
+    return actions.sandbox_serve(
+        run, host, port, db, seed, latency_ms, fail_rate, rate_limit, rate_window, drop_rate, verbose
+    )
 
 
 @command(sandbox_app, api=False)

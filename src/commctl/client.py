@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -88,6 +89,16 @@ class OAuth(Auth):
         return True
 
 
+class _NoCookies(CookieJar):
+    """Cookies are no part of this API (its docs' examples leak a CDN cookie): never keep or send one."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+
 class Client:
     def __init__(
         self,
@@ -114,6 +125,8 @@ class Client:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": f"commctl/{__version__}", "Accept": "application/json"},
             event_hooks=hooks,  # type: ignore[arg-type]
+            cookies=_NoCookies(),
+            verify=not base_url.startswith("http://"),  # no TLS to set up for plain http (loopback or --insecure)
         )
 
     def close(self) -> None:
@@ -173,7 +186,9 @@ class Client:
             try:
                 response = self.http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as e:
-                error: ApiError = UnavailableError(f"{method} {path}: cannot reach {self.http.base_url.host}: {_describe(e)}")
+                error: ApiError | AuthError = UnavailableError(
+                    f"{method} {path}: cannot reach {self.http.base_url.host}: {_describe(e)}"
+                )
             else:
                 if response.status_code == 401 and auth and self.auth and self.auth.refresh(self):
                     continue
@@ -202,7 +217,9 @@ class Client:
         response.read()
         request_id = response.headers.get("x-cap-requestid")
         suffix = f" (request id {request_id})" if request_id else ""
-        self.log(f"< {response.status_code} {response.reason_phrase} {response.request.method} {response.request.url}{suffix}")
+        self.log(
+            f"< {response.status_code} {response.reason_phrase} {response.request.method} {response.request.url}{suffix}"
+        )
         if response.content:
             self.log("<   " + redact(response.text)[:2000])
 
@@ -251,7 +268,7 @@ def _envelope(response: httpx.Response) -> Envelope | None:
         return None
 
 
-def _error_for(method: str, path: str, response: httpx.Response) -> ApiError:
+def _error_for(method: str, path: str, response: httpx.Response) -> ApiError | AuthError:
     status = response.status_code
     env = _envelope(response)
     first = env.errors[0] if env and env.errors else None
@@ -266,8 +283,10 @@ def _error_for(method: str, path: str, response: httpx.Response) -> ApiError:
     if request_id:
         text += f" [request id {request_id}]"
     if status in (401, 403):
-        hint = "check the credentials (username/password, client key/secret or token) and their Target Loyalty access"
-        return AuthError(text, hint=hint)
+        return AuthError(
+            text,
+            hint="check the credentials (username/password, client key/secret or token) and their Target Loyalty access",
+        )
     if status in RETRY_STATUSES or (status >= 500 and not (status == 500 and first)):
         return UnavailableError(text, status=status, code=code, hint="the API is having trouble; try again later")
     hint = DEPRECATION_HINT if status in (404, 405, 410) and not first and "communications" in path else None
@@ -279,8 +298,10 @@ def _parse(method: str, path: str, response: httpx.Response) -> Any:
         raise _error_for(method, path, response)
     env = _envelope(response)
     if env is None:
-        raise ApiError(f"HTTP {response.status_code} from {method} /v3{path}: the reply is not a JSON envelope",
-                       status=response.status_code)
+        raise ApiError(
+            f"HTTP {response.status_code} from {method} /v3{path}: the reply is not a JSON envelope",
+            status=response.status_code,
+        )
     if env.errors:
         raise _error_for(method, path, response)
     return env.data

@@ -75,8 +75,19 @@ class Settings:
     def shown(self) -> list[tuple[str, str, str]]:
         """(setting, value, source) rows for `config show`, with secrets masked."""
         rows = []
-        for name in ("host", "profile", "config", "username", "password", "client_key", "client_secret", "token",
-                     "output", "timeout", "retries"):
+        for name in (
+            "host",
+            "profile",
+            "config",
+            "username",
+            "password",
+            "client_key",
+            "client_secret",
+            "token",
+            "output",
+            "timeout",
+            "retries",
+        ):
             value = self.values.get(name)
             shown = "" if value is None else ("****" if name in SECRETS else str(value))
             rows.append((name, shown, self.sources.get(name, "") if value is not None else ""))
@@ -178,7 +189,9 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, stdin
     profile_name = s.values.get("profile")
     profiles = data.get("profiles") or {}
     if profile_name is not None and profile_name not in profiles:
-        raise ConfigError(f"profile {profile_name!r} not found in {path}", hint=f"profiles: {', '.join(profiles) or 'none'}")
+        raise ConfigError(
+            f"profile {profile_name!r} not found in {path}", hint=f"profiles: {', '.join(profiles) or 'none'}"
+        )
     layers = [(profiles.get(profile_name) or {}, f"profile {profile_name}"), (data, f"config {path}")]
     s.values.setdefault("config", str(path))
     s.sources.setdefault("config", "default")
@@ -213,7 +226,9 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, stdin
 def _coerce(s: Settings) -> None:
     out = str(s.values["output"]).lower()
     if out not in OUTPUTS:
-        raise ConfigError(f"invalid output {out!r} (from {s.sources['output']})", hint=f"use one of: {', '.join(OUTPUTS)}")
+        raise ConfigError(
+            f"invalid output {out!r} (from {s.sources['output']})", hint=f"use one of: {', '.join(OUTPUTS)}"
+        )
     s.values["output"] = out
     for name, kind, low in (("timeout", float, 0.001), ("retries", int, 0)):
         try:

@@ -171,11 +171,15 @@ class _Walker:
                 for src in sources:
                     value = self.walk(src, path)
                     if not isinstance(value, dict):
-                        raise yaml.MarkedYAMLError(problem="a merge key (<<) needs a mapping", problem_mark=src.start_mark)
+                        raise yaml.MarkedYAMLError(
+                            problem="a merge key (<<) needs a mapping", problem_mark=src.start_mark
+                        )
                     merged = {**value, **merged}
                 continue
             if not isinstance(key_node, ScalarNode):
-                raise yaml.MarkedYAMLError(problem="mapping keys must be plain values", problem_mark=key_node.start_mark)
+                raise yaml.MarkedYAMLError(
+                    problem="mapping keys must be plain values", problem_mark=key_node.start_mark
+                )
             key = self.constructor.construct_object(key_node, deep=True)
             if key in out:
                 first = self.marks.keys[(*path, key)]
@@ -195,8 +199,9 @@ def _join_surrogates(value: str, node: Node) -> str:
     try:
         return value.encode("utf-16", "surrogatepass").decode("utf-16")
     except UnicodeDecodeError:
-        raise yaml.MarkedYAMLError(problem="text contains a lone UTF-16 surrogate escape",
-                                   problem_mark=node.start_mark) from None
+        raise yaml.MarkedYAMLError(
+            problem="text contains a lone UTF-16 surrogate escape", problem_mark=node.start_mark
+        ) from None
 
 
 def parse_documents(source: Source, problems: Problems) -> list[tuple[Any, Marks]]:
@@ -243,12 +248,13 @@ def parse_documents(source: Source, problems: Problems) -> list[tuple[Any, Marks
 
 def _model_at(path: Path_) -> type[BaseModel]:
     names = tuple(p for p in path if isinstance(p, str))
-    return {
+    models: dict[tuple[str, ...], type[BaseModel]] = {
         (): DocumentIn,
         ("defaults",): CommunicationFields,
         ("targets",): TargetIn,
         ("targets", "communications"): CommunicationIn,
-    }.get(names, DocumentIn)
+    }
+    return models.get(names, DocumentIn)
 
 
 def _short(value: Any) -> str:
@@ -257,7 +263,7 @@ def _short(value: Any) -> str:
 
 
 def _describe(err: Any) -> str:
-    kind, loc, msg = err["type"], tuple(err["loc"]), err["msg"]
+    kind, loc, msg = err["type"], tuple(err["loc"]), str(err["msg"])
     if kind == "extra_forbidden":
         known = list(_model_at(loc[:-1]).model_fields)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
@@ -366,8 +372,11 @@ def load(paths: Iterable[str], stdin: Any = None) -> list[Desired]:
         for data, marks in parse_documents(source, problems):
             if isinstance(data, list):  # a list of documents, handy in JSON
                 for i, sub in enumerate(data):
-                    sub_marks = Marks(marks.name, {p[1:]: m for p, m in marks.values.items() if p[:1] == (i,)},
-                                      {p[1:]: m for p, m in marks.keys.items() if p[:1] == (i,)})
+                    sub_marks = Marks(
+                        marks.name,
+                        {p[1:]: m for p, m in marks.values.items() if p[:1] == (i,)},
+                        {p[1:]: m for p, m in marks.keys.items() if p[:1] == (i,)},
+                    )
                     doc = validate_document(sub, sub_marks, problems)
                     if doc:
                         items += to_desired(doc, source, sub_marks, problems)

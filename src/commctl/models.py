@@ -16,13 +16,19 @@ CommType = Literal["START", "FINISH", "CHANGE", "REMINDER"]
 INT32_MAX = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 ChannelId = Annotated[int, Field(ge=1, le=INT32_MAX)]
-OffsetDays = Annotated[int, Field(ge=0, le=INT32_MAX, description="Delivery offset in days (REMINDER: days before the period ends)")]
+OffsetDays = Annotated[
+    int, Field(ge=0, le=INT32_MAX, description="Delivery offset in days (REMINDER: days before the period ends)")
+]
 
 # The fields of a communication that the user sets and the API stores, in wire order.
 VALUE_FIELDS = ("sender", "subjectTemplate", "messageTemplate", "offsetDays", "active")
 CREATE_DEFAULTS: dict[str, Any] = {"active": True, "offsetDays": 0, "sender": "", "subjectTemplate": ""}
 # Pairs of keys of which at most one may be given in one mapping.
-EXCLUSIVE = (("channelId", "channel"), ("messageTemplate", "messageTemplateFile"), ("subjectTemplate", "subjectTemplateFile"))
+EXCLUSIVE = (
+    ("channelId", "channel"),
+    ("messageTemplate", "messageTemplateFile"),
+    ("subjectTemplate", "subjectTemplateFile"),
+)
 
 
 class _Strict(BaseModel):

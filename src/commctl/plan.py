@@ -51,8 +51,20 @@ def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
 
 def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
     """Every item failed by one error that stopped the run before any target was tried."""
-    return [fail(Item(d.group, d.target, d.type, d.channel if isinstance(d.channel, int) else None, action="failed",
-                      where=d.where), error) for d in desired]
+    return [
+        fail(
+            Item(
+                d.group,
+                d.target,
+                d.type,
+                d.channel if isinstance(d.channel, int) else None,
+                action="failed",
+                where=d.where,
+            ),
+            error,
+        )
+        for d in desired
+    ]
 
 
 def fetch_live(client: Client, keys: Iterable[Key], concurrency: int) -> dict[Key, list[Communication] | ApiError]:
@@ -93,7 +105,10 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
         item.live = next((c for c in current if c.key == item.key), None)
         if item.live is None:
             if "messageTemplate" not in d.fields:
-                problems.add(d.where, f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it")
+                problems.add(
+                    d.where,
+                    f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it",
+                )
             item.desired = {**CREATE_DEFAULTS, **d.fields}
         else:
             item.desired = {**item.live.values(), **d.fields}
@@ -103,7 +118,9 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
     return items
 
 
-def plan_active(live: dict[Key, list[Communication] | ApiError], active: bool, match: Callable[[Communication], bool]) -> list[Item]:
+def plan_active(
+    live: dict[Key, list[Communication] | ApiError], active: bool, match: Callable[[Communication], bool]
+) -> list[Item]:
     """Items that set `active` on the live communications that match."""
     items = []
     for (group, target), current in live.items():
@@ -134,8 +151,15 @@ def wire(item: Item) -> dict[str, Any]:
     return {k: full[k] for k in WIRE_ORDER}
 
 
-def apply(client: Client, items: list[Item], *, concurrency: int = 8, force: bool = False, dry_run: bool = False,
-          before_write: Callable[[list[Item]], None] | None = None) -> list[Item]:
+def apply(
+    client: Client,
+    items: list[Item],
+    *,
+    concurrency: int = 8,
+    force: bool = False,
+    dry_run: bool = False,
+    before_write: Callable[[list[Item]], None] | None = None,
+) -> list[Item]:
     """Send one upsert per target that has something to send; every target is attempted."""
     by_target: dict[Key, list[Item]] = {}
     for item in items:
@@ -159,7 +183,7 @@ def apply(client: Client, items: list[Item], *, concurrency: int = 8, force: boo
             for i in batch:
                 fail(i, e)
             return
-        by_key = {c.key: c for c in returned}
+        by_key: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in returned}
         for i in batch:
             i.action = "created" if i.live is None else "updated"
             reply = by_key.get(i.key)

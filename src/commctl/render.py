@@ -56,7 +56,13 @@ def _table(*columns: str, plain: bool) -> Table:
     return table
 
 
-STYLE = {"created": "green", "updated": "yellow", "failed": "bold red", "would-create": "green", "would-update": "yellow"}
+STYLE = {
+    "created": "green",
+    "updated": "yellow",
+    "failed": "bold red",
+    "would-create": "green",
+    "would-update": "yellow",
+}
 
 
 def _channel(channel: int | None, names: dict[int, str]) -> str:
@@ -75,8 +81,15 @@ def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Tabl
         else:
             detail = ", ".join(i.changes) if i.live else "new"
         comm_id = (i.result or {}).get("id") or (i.live.id if i.live else None)
-        table.add_row(Text(i.action, style=STYLE.get(i.action, "")), str(i.group), str(i.target), i.type or "",
-                      _channel(i.channel, names), "" if comm_id is None else str(comm_id), detail)
+        table.add_row(
+            Text(i.action, style=STYLE.get(i.action, "")),
+            str(i.group),
+            str(i.target),
+            i.type or "",
+            _channel(i.channel, names),
+            "" if comm_id is None else str(comm_id),
+            detail,
+        )
     return table
 
 
@@ -85,33 +98,81 @@ def summary_line(items: list[Item]) -> str:
 
 
 def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) -> Table:
-    table = _table("group", "target", "id", "type", "channel", "sender", "subject", "message", "offset days",
-                   "active", "last updated", plain=plain)
+    table = _table(
+        "group",
+        "target",
+        "id",
+        "type",
+        "channel",
+        "sender",
+        "subject",
+        "message",
+        "offset days",
+        "active",
+        "last updated",
+        plain=plain,
+    )
     for c in comms:
         updated = (c.attribution or {}).get("lastUpdatedOn") or ""
-        table.add_row(str(c.targetGroupId or ""), str(c.targetId or ""), "" if c.id is None else str(c.id),
-                      c.communicationType, _channel(c.channelId, names), shorten(c.sender, 30), shorten(c.subjectTemplate),
-                      shorten(c.messageTemplate), str(c.offsetDays), "yes" if c.active else "no", str(updated))
+        table.add_row(
+            str(c.targetGroupId or ""),
+            str(c.targetId or ""),
+            "" if c.id is None else str(c.id),
+            c.communicationType,
+            _channel(c.channelId, names),
+            shorten(c.sender, 30),
+            shorten(c.subjectTemplate),
+            shorten(c.messageTemplate),
+            str(c.offsetDays),
+            "yes" if c.active else "no",
+            str(updated),
+        )
     return table
 
 
 def desired_table(items: list[Desired], plain: bool) -> Table:
-    table = _table("group", "target", "type", "channel", "sender", "subject", "message", "offset days", "active",
-                   "declared at", plain=plain)
+    table = _table(
+        "group",
+        "target",
+        "type",
+        "channel",
+        "sender",
+        "subject",
+        "message",
+        "offset days",
+        "active",
+        "declared at",
+        plain=plain,
+    )
     for d in items:
         f = d.fields
         active = f.get("active")
-        table.add_row(str(d.group), str(d.target), d.type, str(d.channel), shorten(f.get("sender", "")),
-                      shorten(f.get("subjectTemplate", "")), shorten(f.get("messageTemplate", "")),
-                      str(f.get("offsetDays", "")), "" if active is None else ("yes" if active else "no"),
-                      d.where.split(": ")[0])
+        table.add_row(
+            str(d.group),
+            str(d.target),
+            d.type,
+            str(d.channel),
+            shorten(f.get("sender", "")),
+            shorten(f.get("subjectTemplate", "")),
+            shorten(f.get("messageTemplate", "")),
+            str(f.get("offsetDays", "")),
+            "" if active is None else ("yes" if active else "no"),
+            d.where.split(": ")[0],
+        )
     return table
 
 
 def desired_doc(items: list[Desired]) -> list[dict[str, Any]]:
-    return [{"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type,
-             **({"channel": d.channel} if isinstance(d.channel, str) else {"channelId": d.channel}), **d.fields}
-            for d in items]
+    return [
+        {
+            "targetGroupId": d.group,
+            "targetId": d.target,
+            "communicationType": d.type,
+            **({"channel": d.channel} if isinstance(d.channel, str) else {"channelId": d.channel}),
+            **d.fields,
+        }
+        for d in items
+    ]
 
 
 def raw_table(rows: list[Any], columns: tuple[str, ...], plain: bool) -> Table:
@@ -123,15 +184,21 @@ def raw_table(rows: list[Any], columns: tuple[str, ...], plain: bool) -> Table:
 
 
 def text_diff(before: str, after: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        "live", "desired", n=2)).rstrip("\n")
+    return "".join(
+        difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), "live", "desired", n=2)
+    ).rstrip("\n")
 
 
 def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
     table = _table("action", "group", "target", "type", "channel", "field", "live", "desired", plain=plain)
     for i in items:
-        head = [Text(i.action, style=STYLE.get(i.action, "")), str(i.group), str(i.target), i.type or "",
-                _channel(i.channel, names)]
+        head: list[Text | str] = [
+            Text(i.action, style=STYLE.get(i.action, "")),
+            str(i.group),
+            str(i.target),
+            i.type or "",
+            _channel(i.channel, names),
+        ]
         if i.error:
             table.add_row(*head, "", "", i.error["message"])
         elif i.action == "would-create":
@@ -141,8 +208,11 @@ def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
         elif i.action == "would-update":
             for n, (f, change) in enumerate(i.changes.items()):
                 before, after = change["from"], change["to"]
-                if isinstance(before, str) and isinstance(after, str) and (len(before) > LONG or len(after) > LONG
-                                                                            or "\n" in before + after):
+                if (
+                    isinstance(before, str)
+                    and isinstance(after, str)
+                    and (len(before) > LONG or len(after) > LONG or "\n" in before + after)
+                ):
                     row = [f, text_diff(before, after), ""]
                 else:
                     row = [f, repr(before), repr(after)]

@@ -43,22 +43,21 @@ def check(items: list[Desired], channel_names: dict[int, str] | None = None) -> 
     names = channel_names or {}
     out = []
     for d in items:
-        prefix = d.where.split(": ", 1)
-        path = prefix[1] if len(prefix) > 1 else ""
-
-        def warn(field: str, message: str) -> None:
-            out.append(f"{d.locs.get(field, prefix[0])}: {path}.{field}: {message}")
-
+        where, _, path = d.where.partition(": ")
+        found: list[tuple[str, str]] = []
         for field in ("subjectTemplate", "messageTemplate"):
             text = d.fields.get(field)
             if isinstance(text, str) and (problem := unbalanced_braces(text)):
-                warn(field, f"unbalanced placeholder braces: {problem}")
+                found.append((field, f"unbalanced placeholder braces: {problem}"))
         name = d.channel_name or (names.get(d.channel) if isinstance(d.channel, int) else None)
         message = d.fields.get("messageTemplate")
         if name and name.upper() == "SMS" and isinstance(message, str):
             used, limit, encoding = sms_length(message)
             if used > limit:
-                warn("messageTemplate", f"SMS text is {used} {encoding} characters, more than one segment ({limit})")
+                found.append(
+                    ("messageTemplate", f"SMS text is {used} {encoding} characters, more than one segment ({limit})")
+                )
         if d.type == "REMINDER" and d.fields.get("offsetDays") == 0:
-            warn("offsetDays", "a REMINDER with offsetDays 0 is sent on the last day, not before it")
+            found.append(("offsetDays", "a REMINDER with offsetDays 0 is sent on the last day, not before it"))
+        out += [f"{d.locs.get(field, where)}: {path}.{field}: {text}" for field, text in found]
     return out

@@ -33,8 +33,15 @@ UNAUTHORIZED = 310401  # emulator
 RATE_LIMITED = 310429  # emulator
 UNAVAILABLE = 310503  # emulator
 NOT_FOUND = 310404  # emulator: unknown route
-STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-               429: "Too Many Requests", 503: "Service Unavailable"}
+STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
 
 StartResponse = Callable[..., Any]
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -51,8 +58,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 class Reply(Exception):
     """An HTTP answer with the API envelope, raised from anywhere in a handler."""
 
-    def __init__(self, status: int, data: Any = None, errors: list[dict[str, Any]] | None = None,
-                 headers: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        data: Any = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
         super().__init__(status)
         self.status, self.data, self.errors, self.headers = status, data, errors, list(headers)
 
@@ -106,8 +118,12 @@ class SandboxApp:
         except Reply as r:
             reply = r
         body = json.dumps({"data": reply.data, "errors": reply.errors, "warnings": None}, ensure_ascii=False).encode()
-        headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(body))),
-                   ("X-Cap-Requestid", os.urandom(8).hex()), *reply.headers]
+        headers = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("X-Cap-Requestid", os.urandom(8).hex()),
+            *reply.headers,
+        ]
         start_response(f"{reply.status} {STATUS_TEXT.get(reply.status, '')}".strip(), headers)
         return [body]
 
@@ -122,10 +138,12 @@ class SandboxApp:
         body = read_body(environ)
         who = "anonymous" if route == "token" else self.authenticate(environ)
         if self.limiter and (wait := self.limiter.retry_after(who)) is not None:
-            raise fail(429, RATE_LIMITED, f"rate limit of {f.rate_limit} requests exceeded",
-                       [("Retry-After", str(wait))])
-        reply: Reply = getattr(self, "do_" + route)(*args, body=body, query=parse_qs(environ.get("QUERY_STRING", "")),
-                                                    user=who)
+            raise fail(
+                429, RATE_LIMITED, f"rate limit of {f.rate_limit} requests exceeded", [("Retry-After", str(wait))]
+            )
+        reply: Reply = getattr(self, "do_" + route)(
+            *args, body=body, query=parse_qs(environ.get("QUERY_STRING", "")), user=who
+        )
         if f.drop_rate and self.random.random() < f.drop_rate:
             raise Drop()
         return reply
@@ -163,8 +181,12 @@ class SandboxApp:
     # ---- handlers ----
 
     def do_token(self, *, body: Any, **_: Any) -> Reply:
-        if not isinstance(body, dict) or not isinstance(body.get("key"), str) or not isinstance(body.get("secret"), str):
-            raise fail(400, INVALID_INPUT, "body must be {\"key\": ..., \"secret\": ...}")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("key"), str)
+            or not isinstance(body.get("secret"), str)
+        ):
+            raise fail(400, INVALID_INPUT, 'body must be {"key": ..., "secret": ...}')
         issued = self.store.issue_token(body["key"], body["secret"])
         if issued is None:
             raise fail(401, UNAUTHORIZED, "invalid client key or secret")
@@ -179,8 +201,16 @@ class SandboxApp:
     def do_group(self, group_id: int, *, query: dict[str, list[str]], **_: Any) -> Reply:
         group = self.require_group(group_id)
         if query.get("includeUserCreatedTargetGroups", [""])[0].lower() == "true":
-            return Reply(200, [{**group_view(group), "userCreated": False,
-                                "targets": [target_view(t, group_id) for t in self.store.targets(group_id)]}])
+            return Reply(
+                200,
+                [
+                    {
+                        **group_view(group),
+                        "userCreated": False,
+                        "targets": [target_view(t, group_id) for t in self.store.targets(group_id)],
+                    }
+                ],
+            )
         return Reply(200, group_view(group))
 
     def do_targets(self, group_id: int, **_: Any) -> Reply:
@@ -208,9 +238,10 @@ class SandboxApp:
         return group
 
     def require_target(self, group_id: int, target_id: int) -> None:
+        if self.store.target_in_group(group_id, target_id):
+            return
         self.require_group(group_id)
-        if not self.store.target_in_group(group_id, target_id):
-            raise fail(404, TARGET_NOT_FOUND, f"target {target_id} not found in target group {group_id}")
+        raise fail(404, TARGET_NOT_FOUND, f"target {target_id} not found in target group {group_id}")
 
 
 def read_body(environ: dict[str, Any]) -> Any:
@@ -251,30 +282,57 @@ def check_item(index: int, item: Any, channels: set[int]) -> dict[str, Any]:
     active = item.get("active", True)
     if not isinstance(active, bool):
         raise fail(400, INVALID_INPUT, f"{where}: active must be true or false")
-    return {"communicationType": ctype, "channelId": channel, "messageTemplate": item["messageTemplate"],
-            "sender": item.get("sender") or "", "subjectTemplate": item.get("subjectTemplate") or "",
-            "offsetDays": offset, "active": active}
+    return {
+        "communicationType": ctype,
+        "channelId": channel,
+        "messageTemplate": item["messageTemplate"],
+        "sender": item.get("sender") or "",
+        "subjectTemplate": item.get("subjectTemplate") or "",
+        "offsetDays": offset,
+        "active": active,
+    }
 
 
-SEED_ATTRIBUTION = {"createdOn": "2026-01-05T09:00:00.000+0000", "lastUpdatedOn": "2026-01-05T09:00:00.000+0000",
-                    "createdBy": {"id": 75000001, "code": "sandbox", "description": "", "name": "sandbox", "type": "TILL"},
-                    "lastUpdatedBy": {"id": 75000001, "code": "sandbox", "description": "", "name": "sandbox",
-                                      "type": "TILL"}}
+SEED_ATTRIBUTION = {
+    "createdOn": "2026-01-05T09:00:00.000+0000",
+    "lastUpdatedOn": "2026-01-05T09:00:00.000+0000",
+    "createdBy": {"id": 75000001, "code": "sandbox", "description": "", "name": "sandbox", "type": "TILL"},
+    "lastUpdatedBy": {"id": 75000001, "code": "sandbox", "description": "", "name": "sandbox", "type": "TILL"},
+}
 
 
 def group_view(g: dict[str, Any]) -> dict[str, Any]:
-    return {"id": g["id"], "attribution": SEED_ATTRIBUTION, "name": g.get("name", f"Group {g['id']}"),
-            "active": g.get("active", True), "preferredTillId": 0, "streaks": [], "totalPeriods": 1,
-            "description": g.get("description", ""), "targetEvaluationType": "FIXED_CALENDAR_WINDOW",
-            "recurringCycles": 1, "frequency": 0, "frequencyType": "MONTHLY", "trackingType": "DEFAULT",
-            "createdOn": 1767603600000}
+    return {
+        "id": g["id"],
+        "attribution": SEED_ATTRIBUTION,
+        "name": g.get("name", f"Group {g['id']}"),
+        "active": g.get("active", True),
+        "preferredTillId": 0,
+        "streaks": [],
+        "totalPeriods": 1,
+        "description": g.get("description", ""),
+        "targetEvaluationType": "FIXED_CALENDAR_WINDOW",
+        "recurringCycles": 1,
+        "frequency": 0,
+        "frequencyType": "MONTHLY",
+        "trackingType": "DEFAULT",
+        "createdOn": 1767603600000,
+    }
 
 
 def target_view(t: dict[str, Any], group_id: int) -> dict[str, Any]:
-    return {"id": t["id"], "attribution": SEED_ATTRIBUTION, "name": t.get("name", f"Target {t['id']}"),
-            "targetType": t.get("targetType", "SALES"), "targetEntity": "TRANSACTION", "eventName": "TransactionAdd",
-            "targetGroupId": group_id, "description": t.get("description", ""), "active": t.get("active", True),
-            "enrolmentMethod": "TRANSACTION"}
+    return {
+        "id": t["id"],
+        "attribution": SEED_ATTRIBUTION,
+        "name": t.get("name", f"Target {t['id']}"),
+        "targetType": t.get("targetType", "SALES"),
+        "targetEntity": "TRANSACTION",
+        "eventName": "TransactionAdd",
+        "targetGroupId": group_id,
+        "description": t.get("description", ""),
+        "active": t.get("active", True),
+        "enrolmentMethod": "TRANSACTION",
+    }
 
 
 # ---- building the app ----

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ CREATE TABLE IF NOT EXISTS communications (
     UNIQUE (group_id, target_id, type, channel_id)
 );
 """
-COLUMNS = "id, group_id, target_id, type, channel_id, sender, subject, message, offset_days, active, " \
-          "created_on, created_by, last_updated_on, last_updated_by"
+COLUMNS = (
+    "id, group_id, target_id, type, channel_id, sender, subject, message, offset_days, active, "
+    "created_on, created_by, last_updated_on, last_updated_by"
+)
 
 
 def md5(text: str) -> str:
@@ -41,13 +43,18 @@ def md5(text: str) -> str:
 
 def timestamp() -> str:
     """Attribution time as the API writes it: yyyy-MM-ddTHH:mm:ss.SSS+0000."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
 
 
 def till(name: str) -> dict[str, Any]:
-    return {"id": 75000000 + int(md5(name)[:6], 16) % 1000000, "code": name, "description": "", "name": name,
-            "type": "TILL"}
+    return {
+        "id": 75000000 + int(md5(name)[:6], 16) % 1000000,
+        "code": name,
+        "description": "",
+        "name": name,
+        "type": "TILL",
+    }
 
 
 class Store:
@@ -94,15 +101,21 @@ class Store:
                 body = {k: v for k, v in g.items() if k != "targets"}
                 db.execute("INSERT OR REPLACE INTO groups (id, body) VALUES (?, ?)", (g["id"], json.dumps(body)))
                 for t in targets:
-                    db.execute("INSERT OR REPLACE INTO targets (id, group_id, body) VALUES (?, ?, ?)",
-                               (t["id"], g["id"], json.dumps(t)))
+                    db.execute(
+                        "INSERT OR REPLACE INTO targets (id, group_id, body) VALUES (?, ?, ?)",
+                        (t["id"], g["id"], json.dumps(t)),
+                    )
             creds = seed.get("credentials", {})
             for b in creds.get("basic", []):
-                db.execute("INSERT OR REPLACE INTO credentials VALUES ('basic', ?, ?, NULL)",
-                           (b["username"], md5(b["password"])))
+                db.execute(
+                    "INSERT OR REPLACE INTO credentials VALUES ('basic', ?, ?, NULL)",
+                    (b["username"], md5(b["password"])),
+                )
             for o in creds.get("oauth", []):
-                db.execute("INSERT OR REPLACE INTO credentials VALUES ('oauth', ?, ?, ?)",
-                           (o["key"], md5(o["secret"]), o.get("ttlSeconds", 3600)))
+                db.execute(
+                    "INSERT OR REPLACE INTO credentials VALUES ('oauth', ?, ?, ?)",
+                    (o["key"], md5(o["secret"]), o.get("ttlSeconds", 3600)),
+                )
             for c in seed.get("communications", []):
                 self._upsert_one(db, c["targetGroupId"], c["targetId"], c, "seed", now)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', ?)", (now,))
@@ -110,7 +123,7 @@ class Store:
     def reset(self) -> None:
         with self.write() as db:
             for table in ("meta", "channels", "groups", "targets", "credentials", "tokens", "communications"):
-                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM sqlite_sequence WHERE name = 'communications'")
 
     # ---- reads ----
@@ -135,17 +148,23 @@ class Store:
         return self.conn().execute(sql, (target_id, group_id)).fetchone() is not None
 
     def communications(self, group_id: int, target_id: int) -> list[dict[str, Any]]:
-        sql = f"SELECT {COLUMNS} FROM communications WHERE group_id = ? AND target_id = ? ORDER BY id"  # noqa: S608
+        sql = f"SELECT {COLUMNS} FROM communications WHERE group_id = ? AND target_id = ? ORDER BY id"
         return [row_to_api(r) for r in self.conn().execute(sql, (group_id, target_id))]
 
     def check_basic(self, username: str, digest: str) -> bool:
-        row = self.conn().execute("SELECT secret_md5 FROM credentials WHERE kind = 'basic' AND name = ?",
-                                  (username,)).fetchone()
+        row = (
+            self.conn()
+            .execute("SELECT secret_md5 FROM credentials WHERE kind = 'basic' AND name = ?", (username,))
+            .fetchone()
+        )
         return row is not None and secrets.compare_digest(row["secret_md5"], digest.lower())
 
     def issue_token(self, key: str, secret: str) -> tuple[str, int] | None:
-        row = self.conn().execute("SELECT secret_md5, ttl FROM credentials WHERE kind = 'oauth' AND name = ?",
-                                  (key,)).fetchone()
+        row = (
+            self.conn()
+            .execute("SELECT secret_md5, ttl FROM credentials WHERE kind = 'oauth' AND name = ?", (key,))
+            .fetchone()
+        )
         if row is None or not secrets.compare_digest(row["secret_md5"], md5(secret)):
             return None
         token = "sbx." + secrets.token_urlsafe(24)
@@ -165,24 +184,37 @@ class Store:
         now = timestamp()
         with self.write() as db:
             ids = [self._upsert_one(db, group_id, target_id, item, user, now) for item in items]
-            sql = f"SELECT {COLUMNS} FROM communications WHERE id = ?"  # noqa: S608
+            sql = f"SELECT {COLUMNS} FROM communications WHERE id = ?"
             return [row_to_api(db.execute(sql, (i,)).fetchone()) for i in ids]
 
-    def _upsert_one(self, db: sqlite3.Connection, group_id: int, target_id: int, item: dict[str, Any], user: str,
-                    now: str) -> int:
+    def _upsert_one(
+        self, db: sqlite3.Connection, group_id: int, target_id: int, item: dict[str, Any], user: str, now: str
+    ) -> int:
         key = (group_id, target_id, item["communicationType"], int(item["channelId"]))
-        values = (item.get("sender", ""), item.get("subjectTemplate", ""), item["messageTemplate"],
-                  item.get("offsetDays", 0), int(item.get("active", True)))
+        values = (
+            item.get("sender", ""),
+            item.get("subjectTemplate", ""),
+            item["messageTemplate"],
+            item.get("offsetDays", 0),
+            int(item.get("active", True)),
+        )
         by = json.dumps(till(user))
-        row = db.execute("SELECT id FROM communications WHERE group_id = ? AND target_id = ? AND type = ? "
-                         "AND channel_id = ?", key).fetchone()
+        row = db.execute(
+            "SELECT id FROM communications WHERE group_id = ? AND target_id = ? AND type = ? AND channel_id = ?", key
+        ).fetchone()
         if row:
-            db.execute("UPDATE communications SET sender = ?, subject = ?, message = ?, offset_days = ?, active = ?, "
-                       "last_updated_on = ?, last_updated_by = ? WHERE id = ?", (*values, now, by, row["id"]))
+            db.execute(
+                "UPDATE communications SET sender = ?, subject = ?, message = ?, offset_days = ?, active = ?, "
+                "last_updated_on = ?, last_updated_by = ? WHERE id = ?",
+                (*values, now, by, row["id"]),
+            )
             return int(row["id"])
-        cur = db.execute("INSERT INTO communications (group_id, target_id, type, channel_id, sender, subject, message, "
-                         "offset_days, active, created_on, created_by, last_updated_on, last_updated_by) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*key, *values, now, by, now, by))
+        cur = db.execute(
+            "INSERT INTO communications (group_id, target_id, type, channel_id, sender, subject, message, "
+            "offset_days, active, created_on, created_by, last_updated_on, last_updated_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, *values, now, by, now, by),
+        )
         return int(cur.lastrowid or 0)
 
 
