@@ -13,7 +13,7 @@ import pytest
 from commctl.client import BasicAuth, Client, OAuth, TokenAuth, basic_header
 from commctl.errors import ApiError, AuthError, ExitCode, UnavailableError
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "api-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "api-examples"  # copied from shared/api-examples
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
