@@ -349,3 +349,17 @@ def test_strict_turns_warnings_into_exit_3(cli: Cli, sandbox: Sandbox, tmp_path:
     strict = cli("upsert", "-f", str(path), "--strict", "--verbose")
     assert strict.code == 3, strict
     assert posts(strict.stderr) == 0
+
+
+def test_undecodable_command_line_text_is_a_usage_error(cli: Cli, sandbox: Sandbox) -> None:
+    out = cli("upsert", "-g", "4100", "-t", "5200", "--type", "START", "-c", "2", "--message", "bad \udcff byte")
+    assert out.code == 2, out
+    assert "--message" not in out.stderr or "not valid UTF-8" in out.stderr
+    assert "messageTemplate: the value is not valid UTF-8 text" in out.stderr
+
+
+def test_quiet_keeps_only_data(cli: Cli, sandbox: Sandbox) -> None:
+    out = cli("upsert", "-f", SUMMER, "-q")
+    assert out.code == 0, out
+    assert out.stderr == ""
+    assert out.stdout.splitlines()[0].split()[0] == "action"

@@ -239,3 +239,33 @@ def test_schema_accepts_the_samples_and_rejects_mistakes(cli: Cli) -> None:
 def test_sample_configs_carry_the_schema_modeline() -> None:
     for path in SAMPLES.glob("*.yaml"):
         assert path.read_text().startswith("# yaml-language-server: $schema=../commctl.schema.json"), path
+
+
+def test_the_ci_recipe_end_to_end(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    """The commands of the README's GitHub/GitLab recipes, in the order a pipeline runs them."""
+    repo = tmp_path / "comms"
+    repo.mkdir()
+    for f in ("summer-challenge.yaml", "monthly-visits.yaml"):
+        (repo / f).write_text((SAMPLES / f).read_text())
+    (repo / "templates").mkdir()
+    (repo / "templates" / "start.html").write_text((SAMPLES / "templates" / "start.html").read_text())
+
+    assert cli("validate", str(repo), "--strict").code == 0  # pull request: validate
+    plan = cli("diff", "-f", str(repo), "-o", "markdown", "--report", str(tmp_path / "diff.json"))
+    assert plan.code == 7, plan  # pull request: changes pending, posted as markdown
+    assert plan.stdout.startswith("### commctl diff\n\n**8** would-create\n")
+    assert json.loads((tmp_path / "diff.json").read_text())["summary"]["would-create"] == 8
+
+    apply = cli("upsert", "-f", str(repo), "--report", str(tmp_path / "apply.json"), "-o", "markdown")
+    assert apply.code == 0, apply  # merge: apply
+    assert json.loads((tmp_path / "apply.json").read_text())["summary"]["created"] == 8
+
+    assert cli("diff", "-f", str(repo), "--report", str(tmp_path / "drift.json")).code == 0  # nightly: in sync
+    # someone edits by hand; a field the files leave out (here `active`) is not theirs to restore
+    assert cli("upsert", "-g", "4200", "-t", "5300", "--type", "START", "-c", "3", "--message", "by hand").code == 0
+    assert cli("deactivate", "-g", "4200", "-t", "5300", "--type", "START").code == 0
+    drift = cli("diff", "-f", str(repo), "-o", "markdown")
+    assert drift.code == 7, drift  # nightly: drift found
+    assert drift.stdout.splitlines()[-1] == (
+        "| would-update | 4200 | 5300 | START | 3 | `messageTemplate`: by hand → Visit us 3 times this month t… |"
+    )

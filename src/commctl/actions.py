@@ -58,10 +58,21 @@ def desired_from_flags(
     for name, value in (("sender", sender), ("offsetDays", offset_days), ("active", active)):
         if value is not None:
             fields[name] = value
+    for name, value in (("--channel", channel), *fields.items()):
+        if isinstance(value, str) and not _is_utf8(value):
+            raise UsageError(f"{name}: the value is not valid UTF-8 text")
     chan: int | str = int(channel) if channel.isdigit() else channel
     return Desired(
         group, target, ctype, chan, fields, where="flags", channel_name=None if isinstance(chan, int) else chan
     )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes on the command line arrive as lone surrogates
+        return False
+    return True
 
 
 def _warn(run: Run, warnings: list[str], strict: bool) -> None:
