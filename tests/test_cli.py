@@ -204,6 +204,12 @@ def test_activate_from_files(cli: Cli, sandbox: Sandbox) -> None:
     assert out.code == 0, out
     assert out.json()["summary"] == {"created": 0, "updated": 1, "unchanged": 4, "failed": 0}
     assert all(c["active"] for c in live(cli, 4100))
+    before = live(cli, 4200)
+    missing = cli("deactivate", "-f", str(SAMPLES / "monthly-visits.yaml"), "-o", "json", "--verbose")
+    assert missing.code == 5, missing
+    assert missing.json()["summary"] == {"created": 0, "updated": 0, "unchanged": 0, "failed": 3}
+    assert "does not exist on the server" in missing.json()["results"][0]["error"]["message"]
+    assert posts(missing.stderr) == 0 and live(cli, 4200) == before == []
 
 
 def test_discovery_commands_print_api_objects(cli: Cli, sandbox: Sandbox) -> None:
@@ -354,8 +360,7 @@ def test_strict_turns_warnings_into_exit_3(cli: Cli, sandbox: Sandbox, tmp_path:
 def test_undecodable_command_line_text_is_a_usage_error(cli: Cli, sandbox: Sandbox) -> None:
     out = cli("upsert", "-g", "4100", "-t", "5200", "--type", "START", "-c", "2", "--message", "bad \udcff byte")
     assert out.code == 2, out
-    assert "--message" not in out.stderr or "not valid UTF-8" in out.stderr
-    assert "messageTemplate: the value is not valid UTF-8 text" in out.stderr
+    assert "error: --message: the value is not valid UTF-8 text" in out.stderr
 
 
 def test_quiet_keeps_only_data(cli: Cli, sandbox: Sandbox) -> None:

@@ -303,3 +303,20 @@ def test_escaped_surrogate_pairs_in_json_are_joined_and_lone_halves_refused(tmp_
     assert line.endswith(":1:135: invalid JSON: text contains a lone UTF-16 surrogate escape")
     [line] = problems(tmp_path, GOOD.replace('"Started"', '"half \\ud83d"'))
     assert ":10:" in line and "invalid YAML" in line
+
+
+def test_json_list_of_documents_keeps_locations(tmp_path: Path) -> None:
+    doc = {
+        "targetGroupId": 1,
+        "targets": [
+            {"targetId": 2, "communications": [{"communicationType": "START", "channelId": 1, "messageTemplate": "m"}]}
+        ],
+    }
+    text = json.dumps([doc, {**doc, "targetGroupId": 3, "extra": 1}], indent=1)
+    [line] = problems(tmp_path, text, name="c.json")
+    assert (
+        line
+        == f"{tmp_path / 'c.json'}:31:3: extra: unknown field 'extra' (expected one of: targetGroupId, defaults, targets)"
+    )
+    items = load([str(write(tmp_path / "ok.json", json.dumps([doc, {**doc, "targetGroupId": 3}])))])
+    assert [d.group for d in items] == [1, 3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,9 @@ def desired_from_flags(
     for name, value in (("sender", sender), ("offsetDays", offset_days), ("active", active)):
         if value is not None:
             fields[name] = value
-    for name, value in (("--channel", channel), *fields.items()):
-        if isinstance(value, str) and not _is_utf8(value):
-            raise UsageError(f"{name}: the value is not valid UTF-8 text")
+    for flag, value in (("--channel", channel), ("--sender", sender), ("--subject", subject), ("--message", message)):
+        if value is not None and not _is_utf8(value):
+            raise UsageError(f"{flag}: the value is not valid UTF-8 text")
     chan: int | str = int(channel) if channel.isdigit() else channel
     return Desired(
         group, target, ctype, chan, fields, where="flags", channel_name=None if isinstance(chan, int) else chan
@@ -82,7 +83,7 @@ def _warn(run: Run, warnings: list[str], strict: bool) -> None:
         run.note(f"warning: {w}")
 
 
-def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = False) -> int:
+def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = False, create: bool = True) -> int:
     opts = run.opts
     concurrency = int(opts.get("concurrency") or 8)
     client = run.client()
@@ -92,7 +93,7 @@ def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = Fal
         return _finish(run, planner.failed_items(desired, e), {}, title, diff)
     _warn(run, check(desired, names), bool(opts.get("strict")))
     live = planner.fetch_live(client, ((d.group, d.target) for d in desired), concurrency)
-    items = planner.plan(desired, live)
+    items = planner.plan(desired, live, create=create)
     planner.apply(
         client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=diff or bool(opts.get("dry_run"))
     )
@@ -126,35 +127,32 @@ def set_active(
     channels: list[str] | None,
     files: list[str] | None,
 ) -> int:
-    opts = run.opts
-    concurrency = int(opts.get("concurrency") or 8)
+    title = f"commctl {'activate' if active else 'deactivate'}"
     if files:
         if group or targets or types or channels:
             raise UsageError("--group/--target/--type/--channel cannot be combined with -f")
-        desired = load_files(run, files)
-        client = run.client()
-        names = planner.resolve_channels(desired, client)
-        live = planner.fetch_live(client, ((d.group, d.target) for d in desired), concurrency)
-        items = [_toggle_declared(d, live, active) for d in desired]
-    else:
-        if group is None:
-            raise UsageError("--group is required (or give -f FILE)")
-        client = run.client()
-        names = {c.id: c.name for c in client.channels()}
-        wanted = _channel_ids(channels or [], names)
-        target_ids = targets or [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
-        live = planner.fetch_live(client, ((group, t) for t in target_ids), concurrency)
-        items = planner.plan_active(
-            live,
-            active,
-            lambda c: (not types or c.communicationType in types) and (not wanted or c.channelId in wanted),
-        )
-        if not items:
-            run.note("nothing matched: no live communication has the given target, type and channel")
+        desired = [replace(d, fields={"active": active}) for d in load_files(run, files)]
+        return apply_desired(run, desired, title, create=False)
+    if group is None:
+        raise UsageError("--group is required (or give -f FILE)")
+    opts = run.opts
+    concurrency = int(opts.get("concurrency") or 8)
+    client = run.client()
+    names = {c.id: c.name for c in client.channels()}
+    wanted = _channel_ids(channels or [], names)
+    target_ids = targets or [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
+    live = planner.fetch_live(client, ((group, t) for t in target_ids), concurrency)
+    items = planner.plan_active(
+        live,
+        active,
+        lambda c: (not types or c.communicationType in types) and (not wanted or c.channelId in wanted),
+    )
+    if not items:
+        run.note("nothing matched: no live communication has the given target, type and channel")
     planner.apply(
         client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=bool(opts.get("dry_run"))
     )
-    return _finish(run, items, names, f"commctl {'activate' if active else 'deactivate'}")
+    return _finish(run, items, names, title)
 
 
 def _channel_ids(channels: list[str], names: dict[int, str]) -> set[int]:
@@ -168,21 +166,6 @@ def _channel_ids(channels: list[str], names: dict[int, str]) -> set[int]:
         else:
             raise UsageError(f"unknown channel {c!r} (this org has: {', '.join(names.values())})")
     return ids
-
-
-def _toggle_declared(d: Desired, live: dict[tuple[int, int], Any], active: bool) -> Item:
-    assert isinstance(d.channel, int)
-    item = Item(d.group, d.target, d.type, d.channel, action="update", where=d.where)
-    current = live[(d.group, d.target)]
-    if isinstance(current, ApiError):
-        return planner.fail(item, current)
-    item.live = next((c for c in current if c.key == item.key), None)
-    if item.live is None:
-        return planner.fail(item, ApiError(f"{d.where}: {d.label} does not exist on the server", status=None))
-    item.desired = {**item.live.values(), "active": active}
-    item.changes = {"active": {"from": item.live.active, "to": active}} if item.live.active != active else {}
-    item.action = "update" if item.changes else "unchanged"
-    return item
 
 
 def show_files(run: Run, files: list[str]) -> int:

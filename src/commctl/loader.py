@@ -45,6 +45,11 @@ class Marks:
     values: dict[Path_, yaml.Mark] = field(default_factory=dict)
     keys: dict[Path_, yaml.Mark] = field(default_factory=dict)
 
+    def within(self, index: int) -> Marks:
+        """The marks of item `index` of a top-level list, as a document of its own."""
+        inner = [{p[1:]: m for p, m in table.items() if p[:1] == (index,)} for table in (self.values, self.keys)]
+        return Marks(self.name, *inner)
+
     def at(self, path: Path_, key: bool = False) -> str:
         table = self.keys if key else self.values
         while path not in table and path:
@@ -370,20 +375,12 @@ def load(paths: Iterable[str], stdin: Any = None) -> list[Desired]:
     items: list[Desired] = []
     for source in read_sources(paths, problems, stdin):
         for data, marks in parse_documents(source, problems):
-            if isinstance(data, list):  # a list of documents, handy in JSON
-                for i, sub in enumerate(data):
-                    sub_marks = Marks(
-                        marks.name,
-                        {p[1:]: m for p, m in marks.values.items() if p[:1] == (i,)},
-                        {p[1:]: m for p, m in marks.keys.items() if p[:1] == (i,)},
-                    )
-                    doc = validate_document(sub, sub_marks, problems)
-                    if doc:
-                        items += to_desired(doc, source, sub_marks, problems)
-                continue
-            doc = validate_document(data, marks, problems)
-            if doc:
-                items += to_desired(doc, source, marks, problems)
+            # A top-level list holds several documents: handy in JSON, which has no `---`.
+            parts = [(d, marks.within(i)) for i, d in enumerate(data)] if isinstance(data, list) else [(data, marks)]
+            for part, part_marks in parts:
+                doc = validate_document(part, part_marks, problems)
+                if doc:
+                    items += to_desired(doc, source, part_marks, problems)
     check_duplicates(items, problems)
     problems.raise_if_any()
     return items

@@ -84,8 +84,19 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[st
     return {f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if before.get(f) != after[f]}
 
 
-def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]) -> list[Item]:
-    """Merge each desired item over its live counterpart (SPEC section 2)."""
+def _merge(item: Item, live: Communication, fields: dict[str, Any]) -> Item:
+    item.live = live
+    item.desired = {**live.values(), **fields}
+    item.changes = _changes(live.values(), item.desired)
+    item.action = "update" if item.changes else "unchanged"
+    return item
+
+
+def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError], create: bool = True) -> list[Item]:
+    """Merge each desired item over its live counterpart (SPEC section 2).
+
+    With `create` false, an item with no live counterpart fails instead of being created.
+    """
     problems = Problems()
     items: list[Item] = []
     seen: dict[tuple[int, int, str, int], Desired] = {}
@@ -102,18 +113,18 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
         if isinstance(current, ApiError):
             fail(item, current)
             continue
-        item.live = next((c for c in current if c.key == item.key), None)
-        if item.live is None:
+        match = next((c for c in current if c.key == item.key), None)
+        if match is not None:
+            _merge(item, match, d.fields)
+        elif not create:
+            fail(item, ApiError(f"{d.where}: {d.label} does not exist on the server"))
+        else:
             if "messageTemplate" not in d.fields:
                 problems.add(
                     d.where,
                     f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it",
                 )
             item.desired = {**CREATE_DEFAULTS, **d.fields}
-        else:
-            item.desired = {**item.live.values(), **d.fields}
-            item.changes = _changes(item.live.values(), item.desired)
-            item.action = "update" if item.changes else "unchanged"
     problems.raise_if_any()
     return items
 
@@ -130,11 +141,8 @@ def plan_active(
             continue
         for c in sorted(current, key=lambda c: c.key):
             if match(c):
-                item = Item(group, target, c.communicationType, c.channelId, action="update", live=c)
-                item.desired = {**c.values(), "active": active}
-                item.changes = _changes(c.values(), item.desired)
-                item.action = "update" if item.changes else "unchanged"
-                items.append(item)
+                item = Item(group, target, c.communicationType, c.channelId, action="update")
+                items.append(_merge(item, c, {"active": active}))
     return items
 
 
