@@ -347,3 +347,39 @@ def test_cookies_are_never_kept_or_sent() -> None:
         client.channels()
         client.channels()
     assert "cookie" not in seen[1].headers
+
+
+def test_oauth_expiry_seen_by_many_threads_renews_the_token_once() -> None:
+    import threading
+
+    issued: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(6)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/generate"):
+            with lock:
+                issued.append(f"t{len(issued) + 1}")
+                return ok({"accessToken": issued[-1], "ttlSeconds": 300})
+        if request.headers["x-cap-api-oauth-token"] == "t1":
+            return httpx.Response(401, json={})
+        return ok([])
+
+    with make(handler, auth=OAuth("k", "s")) as client:
+        client.auth.headers(client)  # type: ignore[union-attr]
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            barrier.wait()
+            try:
+                client.channels()
+            except BaseException as e:  # collected for the assertion below
+                errors.append(e)
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert issued == ["t1", "t2"]

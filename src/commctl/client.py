@@ -45,7 +45,7 @@ class Auth:
     def headers(self, client: Client) -> dict[str, str]:
         raise NotImplementedError
 
-    def refresh(self, client: Client) -> bool:
+    def refresh(self, client: Client, sent: dict[str, str]) -> bool:
         return False
 
 
@@ -80,8 +80,11 @@ class OAuth(Auth):
                 self._token = client.generate_token(self.key, self.secret).accessToken
             return {"X-CAP-API-OAUTH-TOKEN": self._token}
 
-    def refresh(self, client: Client) -> bool:
+    def refresh(self, client: Client, sent: dict[str, str]) -> bool:
+        """After a 401: retry if another thread already renewed the token, else renew it once per run."""
         with self._lock:
+            if sent.get("X-CAP-API-OAUTH-TOKEN") != self._token:  # renewed, or being renewed, since it was sent
+                return True
             if self._refreshed:
                 return False
             self._refreshed = True
@@ -149,7 +152,7 @@ class Client:
         return [Communication.model_validate(c) for c in _as_list(data)]
 
     def channels(self) -> list[Channel]:
-        return [Channel.model_validate(c) for c in _as_list(self.request("GET", "/targetGroups/channels"))]
+        return [Channel.model_validate(c) for c in self.channels_raw()]
 
     def channels_raw(self) -> list[Any]:
         return _as_list(self.request("GET", "/targetGroups/channels"))
@@ -187,10 +190,10 @@ class Client:
                 response = self.http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as e:
                 error: ApiError | AuthError = UnavailableError(
-                    f"{method} {path}: cannot reach {self.http.base_url.host}: {_describe(e)}"
+                    f"{method} /v3{path}: cannot reach {self.http.base_url.host}: {_describe(e)}"
                 )
             else:
-                if response.status_code == 401 and auth and self.auth and self.auth.refresh(self):
+                if response.status_code == 401 and auth and self.auth and self.auth.refresh(self, headers):
                     continue
                 if response.status_code not in RETRY_STATUSES:
                     return _parse(method, path, response)
