@@ -355,6 +355,7 @@ def test_oauth_expiry_seen_by_many_threads_renews_the_token_once() -> None:
     issued: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(6)
+    in_flight = threading.Barrier(6, timeout=5)
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/generate"):
@@ -362,6 +363,7 @@ def test_oauth_expiry_seen_by_many_threads_renews_the_token_once() -> None:
                 issued.append(f"t{len(issued) + 1}")
                 return ok({"accessToken": issued[-1], "ttlSeconds": 300})
         if request.headers["x-cap-api-oauth-token"] == "t1":
+            in_flight.wait()  # every thread has sent the expired token before any learns it expired
             return httpx.Response(401, json={})
         return ok([])
 
