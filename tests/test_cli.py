@@ -368,3 +368,26 @@ def test_quiet_keeps_only_data(cli: Cli, sandbox: Sandbox) -> None:
     assert out.code == 0, out
     assert out.stderr == ""
     assert out.stdout.splitlines()[0].split()[0] == "action"
+
+
+def test_progress_bar_only_at_a_terminal() -> None:
+    import io
+
+    from commctl.plan import run_all
+    from commctl.runtime import Run
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    run = Run({})
+    run.err_stream = Tty()
+    with run.progress("sending", 40) as tick:
+        assert run_all(lambda n: n * 2, range(40), 4, tick) == [n * 2 for n in range(40)]
+    assert "sending" in run.err_stream.getvalue()
+
+    for stream, total in ((io.StringIO(), 40), (Tty(), 3)):
+        run.err_stream = stream
+        with run.progress("sending", total) as tick:
+            run_all(lambda n: n, range(total), 4, tick)
+        assert stream.getvalue() == ""

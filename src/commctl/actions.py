@@ -92,12 +92,23 @@ def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = Fal
     except ApiError as e:
         return _finish(run, planner.failed_items(desired, e), {}, title, diff)
     _warn(run, check(desired, names), bool(opts.get("strict")))
-    live = planner.fetch_live(client, ((d.group, d.target) for d in desired), concurrency)
+    live = _fetch(run, client, [(d.group, d.target) for d in desired], concurrency)
     items = planner.plan(desired, live, create=create)
     planner.apply(
-        client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=diff or bool(opts.get("dry_run"))
+        client,
+        items,
+        concurrency=concurrency,
+        force=bool(opts.get("force")),
+        dry_run=diff or bool(opts.get("dry_run")),
+        progress=run.progress,
     )
     return _finish(run, items, names, title, diff)
+
+
+def _fetch(run: Run, client: Any, keys: list[tuple[int, int]], concurrency: int) -> dict[tuple[int, int], Any]:
+    targets = list(dict.fromkeys(keys))
+    with run.progress("reading", len(targets)) as tick:
+        return planner.fetch_live(client, targets, concurrency, tick)
 
 
 def _finish(run: Run, items: list[Item], names: dict[int, str], title: str, diff: bool = False) -> int:
@@ -141,7 +152,7 @@ def set_active(
     names = {c.id: c.name for c in client.channels()}
     wanted = _channel_ids(channels or [], names)
     target_ids = targets or [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
-    live = planner.fetch_live(client, ((group, t) for t in target_ids), concurrency)
+    live = _fetch(run, client, [(group, t) for t in target_ids], concurrency)
     items = planner.plan_active(
         live,
         active,
@@ -150,7 +161,12 @@ def set_active(
     if not items:
         run.note("nothing matched: no live communication has the given target, type and channel")
     planner.apply(
-        client, items, concurrency=concurrency, force=bool(opts.get("force")), dry_run=bool(opts.get("dry_run"))
+        client,
+        items,
+        concurrency=concurrency,
+        force=bool(opts.get("force")),
+        dry_run=bool(opts.get("dry_run")),
+        progress=run.progress,
     )
     return _finish(run, items, names, title)
 
@@ -184,7 +200,7 @@ def _channel_names(client: Any) -> dict[int, str]:
 def _live_comms(run: Run, group: int, targets: list[int]) -> list[Any]:
     client = run.client()
     target_ids = targets or [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
-    live = planner.fetch_live(client, ((group, t) for t in target_ids), 8)
+    live = _fetch(run, client, [(group, t) for t in target_ids], 8)
     comms = []
     for result in live.values():
         if isinstance(result, ApiError):

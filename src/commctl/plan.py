@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from .client import Client
@@ -17,13 +18,33 @@ R = TypeVar("R")
 WIRE_ORDER = ("active", "channelId", "communicationType", "messageTemplate", "offsetDays", "sender", "subjectTemplate")
 
 
-def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int) -> list[R]:
-    """Map fn over args with a bounded pool of threads, keeping order."""
+Tick = Callable[[], None]
+Progress = Callable[[str, int], AbstractContextManager[Tick]]
+
+
+def _no_tick() -> None:
+    pass
+
+
+@contextmanager
+def no_progress(description: str, total: int) -> Iterator[Tick]:
+    yield _no_tick
+
+
+def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int, tick: Tick = _no_tick) -> list[R]:
+    """Map fn over args with a bounded pool of threads, keeping order; `tick` after each one is done."""
     args = list(args)
     if concurrency <= 1 or len(args) <= 1:
-        return [fn(a) for a in args]
+        results = []
+        for a in args:
+            results.append(fn(a))
+            tick()
+        return results
     with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
-        return list(pool.map(fn, args))
+        futures = [pool.submit(fn, a) for a in args]
+        for _ in as_completed(futures):
+            tick()
+        return [f.result() for f in futures]
 
 
 def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
@@ -67,7 +88,9 @@ def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
     ]
 
 
-def fetch_live(client: Client, keys: Iterable[Key], concurrency: int) -> dict[Key, list[Communication] | ApiError]:
+def fetch_live(
+    client: Client, keys: Iterable[Key], concurrency: int, tick: Tick = _no_tick
+) -> dict[Key, list[Communication] | ApiError]:
     """GET the communications of each target; a failing target is recorded, not raised."""
 
     def one(key: Key) -> list[Communication] | ApiError:
@@ -77,7 +100,7 @@ def fetch_live(client: Client, keys: Iterable[Key], concurrency: int) -> dict[Ke
             return e
 
     keys = list(dict.fromkeys(keys))
-    return dict(zip(keys, run_all(one, keys, concurrency), strict=True))
+    return dict(zip(keys, run_all(one, keys, concurrency, tick), strict=True))
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -166,7 +189,7 @@ def apply(
     concurrency: int = 8,
     force: bool = False,
     dry_run: bool = False,
-    before_write: Callable[[list[Item]], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Item]:
     """Send one upsert per target that has something to send; every target is attempted."""
     by_target: dict[Key, list[Item]] = {}
@@ -183,8 +206,6 @@ def apply(
         by_target.setdefault((item.group, item.target), []).append(item)
 
     def send(batch: list[Item]) -> None:
-        if before_write:
-            before_write(batch)
         try:
             returned = client.upsert(batch[0].group, batch[0].target, [wire(i) for i in batch])
         except ApiError as e:
@@ -197,7 +218,8 @@ def apply(
             reply = by_key.get(i.key)
             i.result = reply.api_dict() if reply else wire(i)
 
-    run_all(send, by_target.values(), concurrency)
+    with (progress or no_progress)("sending", len(by_target)) as tick:
+        run_all(send, by_target.values(), concurrency, tick)
     for item in items:
         if item.action == "unchanged" and item.result is None and item.live is not None:
             item.result = item.live.api_dict()

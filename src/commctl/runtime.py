@@ -73,6 +73,18 @@ class Run:
     def plain(self) -> bool:
         return not self.out_stream.isatty() or "NO_COLOR" in os.environ
 
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[], None]]:
+        """A Rich progress bar on stderr for long batches at a terminal; a no-op otherwise."""
+        if self.quiet or total < 20 or not self.err_stream.isatty():
+            yield lambda: None
+            return
+        from rich.progress import Progress
+
+        with Progress(console=self.console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda: bar.advance(task)
+
     def log(self, line: str) -> None:
         self.err_stream.write(line + "\n")
 
