@@ -32,6 +32,7 @@ def test_diff_exit_codes_and_json_changes(cli: Cli, sandbox: Sandbox, tmp_path: 
     assert cli("upsert", "-f", SUMMER).code == 0
     in_sync = cli("diff", "-f", SUMMER)
     assert in_sync.code == 0, in_sync
+    assert (in_sync.stdout, in_sync.stderr) == ("", "in sync: 5 unchanged\n")
 
     path = changed_copy(tmp_path)
     report = tmp_path / "diff.json"

@@ -119,6 +119,8 @@ def _finish(run: Run, items: list[Item], names: dict[int, str], title: str, diff
             run.log(f"error: group {i.group} target {i.target} {i.type or ''}/{i.channel or ''}: {i.error['message']}")
     if run.output == "markdown":
         run.out_stream.write(render.markdown(items, title))
+    elif run.output == "table" and diff and all(i.action == "unchanged" for i in items):
+        run.note(f"in sync: {render.summary_line(items)}")  # no table of zero differences
     else:
         run.emit(doc, lambda: (render.diff_table if diff else render.results_table)(items, names, run.plain))
         if run.output == "table":
