@@ -391,3 +391,14 @@ def test_progress_bar_only_at_a_terminal() -> None:
         with run.progress("sending", total) as tick:
             run_all(lambda n: n, range(total), 4, tick)
         assert stream.getvalue() == ""
+
+
+def test_unwritable_report_or_out_fails_before_sending(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    blocker = write(tmp_path / "file", "x")
+    out = cli("upsert", "-f", SUMMER, "--report", str(blocker / "r.json"), "--verbose")
+    assert out.code == 2, out
+    assert f"error: --report {blocker / 'r.json'}: Not a directory" in out.stderr
+    assert "> " not in out.stderr and live(cli, 4100) == []
+    exported = cli("export", "-g", "4100", "--out", str(blocker / "dir"))
+    assert exported.code == 2, exported
+    assert "cannot write group-4100.yaml" in exported.stderr

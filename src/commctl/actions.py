@@ -83,7 +83,18 @@ def _warn(run: Run, warnings: list[str], strict: bool) -> None:
         run.note(f"warning: {w}")
 
 
+def _check_report(run: Run) -> None:
+    """Fail before anything is sent when the report could not be written afterwards."""
+    if run.report_path:
+        try:
+            with open(run.report_path, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            raise UsageError(f"--report {run.report_path}: {e.strerror or e}") from None
+
+
 def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = False, create: bool = True) -> int:
+    _check_report(run)
     opts = run.opts
     concurrency = int(opts.get("concurrency") or 8)
     client = run.client()
@@ -148,6 +159,7 @@ def set_active(
         return apply_desired(run, desired, title, create=False)
     if group is None:
         raise UsageError("--group is required (or give -f FILE)")
+    _check_report(run)
     opts = run.opts
     concurrency = int(opts.get("concurrency") or 8)
     client = run.client()
@@ -294,9 +306,12 @@ def export(run: Run, group: int, targets: list[int], out: Path | None) -> int:
     if out is None:
         run.out_stream.write(text)
         return 0
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"group-{group}.yaml"
-    path.write_text(text, encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write {path.name}: {e.strerror or e}") from None
     run.note(f"wrote {path}")
     return 0
 

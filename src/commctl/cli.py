@@ -349,34 +349,25 @@ def diff(run: Any, files: Files = None) -> int:
     return actions.apply_desired(run, desired, title="commctl diff", diff=True)
 
 
-@command(writes=True)
-def activate(
-    run: Any,
-    group: Group = None,
-    targets: Targets = None,
-    types: Types = None,
-    channels: Channels = None,
-    files: Files = None,
-) -> int:
-    """Switch matching live communications on (all targets of the group unless --target is given)."""
-    from . import actions
+def _switch(active: bool, name: str, doc: str) -> None:
+    def switch(
+        run: Any,
+        group: Group = None,
+        targets: Targets = None,
+        types: Types = None,
+        channels: Channels = None,
+        files: Files = None,
+    ) -> int:
+        from . import actions
 
-    return actions.set_active(run, True, group, targets, [t.value for t in types or []], channels, files)
+        return actions.set_active(run, active, group, targets, [t.value for t in types or []], channels, files)
+
+    switch.__name__, switch.__doc__ = name, doc
+    command(writes=True)(switch)
 
 
-@command(writes=True)
-def deactivate(
-    run: Any,
-    group: Group = None,
-    targets: Targets = None,
-    types: Types = None,
-    channels: Channels = None,
-    files: Files = None,
-) -> int:
-    """Switch matching live communications off (there is no delete in the API)."""
-    from . import actions
-
-    return actions.set_active(run, False, group, targets, [t.value for t in types or []], channels, files)
+_switch(True, "activate", "Switch matching live communications on (all targets of the group unless --target is given).")
+_switch(False, "deactivate", "Switch matching live communications off (there is no delete in the API).")
 
 
 @command()
