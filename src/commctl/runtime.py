@@ -66,7 +66,8 @@ class Run:
         from rich.console import Console
 
         stream = self.err_stream if stderr else self.out_stream
-        width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 200)
+        columns = os.environ.get("COLUMNS", "")
+        width = None if stream.isatty() else int(columns) if columns.isdigit() else 200
         return Console(file=stream, width=width, soft_wrap=False, highlight=False)
 
     @property
