@@ -65,14 +65,52 @@ STYLE = {
 }
 
 
-def _channel(channel: int | None, names: dict[int, str]) -> str:
+def _channel(channel: Any, names: dict[int, str]) -> str:
     if channel is None:
         return ""
     return f"{channel} {names[channel]}" if channel in names else str(channel)
 
 
+SHOW_COLUMNS = (
+    "group",
+    "target",
+    "id",
+    "type",
+    "channel",
+    "sender",
+    "subject",
+    "message",
+    "offset days",
+    "active",
+    "last updated",
+)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _cells(c: dict[str, Any], names: dict[int, str]) -> list[str]:
+    """The `show` columns of one communication given as API fields."""
+    active = c.get("active")
+    return [
+        _text(c.get("targetGroupId")),
+        _text(c.get("targetId")),
+        _text(c.get("id")),
+        _text(c.get("communicationType")),
+        _channel(c.get("channelId"), names),
+        shorten(c.get("sender"), 30),
+        shorten(c.get("subjectTemplate")),
+        shorten(c.get("messageTemplate")),
+        _text(c.get("offsetDays")),
+        "" if active is None else ("yes" if active else "no"),
+        _text((c.get("attribution") or {}).get("lastUpdatedOn")),
+    ]
+
+
 def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
-    table = _table("action", "group", "target", "type", "channel", "id", "changed / error", plain=plain)
+    """The `show` columns of each result, with the action in front and what changed (or failed) last."""
+    table = _table("action", *SHOW_COLUMNS, "changed / error", plain=plain)
     for i in items:
         if i.error:
             detail = i.error["message"]
@@ -80,16 +118,9 @@ def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Tabl
             detail = ""
         else:
             detail = ", ".join(i.changes) if i.live else "new"
-        comm_id = (i.result or {}).get("id") or (i.live.id if i.live else None)
-        table.add_row(
-            Text(i.action, style=STYLE.get(i.action, "")),
-            str(i.group),
-            str(i.target),
-            i.type or "",
-            _channel(i.channel, names),
-            "" if comm_id is None else str(comm_id),
-            detail,
-        )
+        known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
+        fields = {**known, **(i.desired or {}), **(i.result or {})}
+        table.add_row(Text(i.action, style=STYLE.get(i.action, "")), *_cells(fields, names), detail)
     return table
 
 
@@ -98,35 +129,9 @@ def summary_line(items: list[Item]) -> str:
 
 
 def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) -> Table:
-    table = _table(
-        "group",
-        "target",
-        "id",
-        "type",
-        "channel",
-        "sender",
-        "subject",
-        "message",
-        "offset days",
-        "active",
-        "last updated",
-        plain=plain,
-    )
+    table = _table(*SHOW_COLUMNS, plain=plain)
     for c in comms:
-        updated = (c.attribution or {}).get("lastUpdatedOn") or ""
-        table.add_row(
-            str(c.targetGroupId or ""),
-            str(c.targetId or ""),
-            "" if c.id is None else str(c.id),
-            c.communicationType,
-            _channel(c.channelId, names),
-            shorten(c.sender, 30),
-            shorten(c.subjectTemplate),
-            shorten(c.messageTemplate),
-            str(c.offsetDays),
-            "yes" if c.active else "no",
-            str(updated),
-        )
+        table.add_row(*_cells(c.api_dict(), names))
     return table
 
 

@@ -66,8 +66,8 @@ class Run:
         from rich.console import Console
 
         stream = self.err_stream if stderr else self.out_stream
-        columns = os.environ.get("COLUMNS", "")
-        width = None if stream.isatty() else int(columns) if columns.isdigit() else 200
+        # A pipe gets one row per line, however wide: tables size to their content, never wrap.
+        width = None if stream.isatty() else 100_000
         return Console(file=stream, width=width, soft_wrap=False, highlight=False)
 
     @property
