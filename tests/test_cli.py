@@ -402,3 +402,26 @@ def test_unwritable_report_or_out_fails_before_sending(cli: Cli, sandbox: Sandbo
     exported = cli("export", "-g", "4100", "--out", str(blocker / "dir"))
     assert exported.code == 2, exported
     assert "cannot write group-4100.yaml" in exported.stderr
+
+
+def test_a_fatal_error_stops_the_batch() -> None:
+    import time
+
+    import pytest
+
+    from commctl.errors import AuthError
+    from commctl.plan import run_all
+
+    started: list[int] = []
+
+    def one(n: int) -> int:
+        started.append(n)
+        if n == 0:
+            raise AuthError("HTTP 401")
+        time.sleep(0.01)
+        return n
+
+    with pytest.raises(AuthError):
+        run_all(one, range(200), 4)
+    assert len(started) < 50
+    assert run_all(lambda n: n, range(5), 4) == [0, 1, 2, 3, 4]

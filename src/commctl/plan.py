@@ -32,7 +32,11 @@ def no_progress(description: str, total: int) -> Iterator[Tick]:
 
 
 def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int, tick: Tick = _no_tick) -> list[R]:
-    """Map fn over args with a bounded pool of threads, keeping order; `tick` after each one is done."""
+    """Map fn over args with a bounded pool of threads, keeping order; `tick` after each one is done.
+
+    fn handles the errors of one item itself; anything it raises (an auth failure, a bug) stops the
+    batch: what has not started yet is cancelled and the error is raised here.
+    """
     args = list(args)
     if concurrency <= 1 or len(args) <= 1:
         results = []
@@ -42,7 +46,11 @@ def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int, tick: Tic
         return results
     with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
         futures = [pool.submit(fn, a) for a in args]
-        for _ in as_completed(futures):
+        for done in as_completed(futures):
+            if (error := done.exception()) is not None:
+                for f in futures:
+                    f.cancel()
+                raise error
             tick()
         return [f.result() for f in futures]
 
