@@ -202,3 +202,18 @@ def test_rate_limit_answers_429_with_retry_after(sandbox_factory: Callable[..., 
         assert [c.get("/v3/targetGroups/channels").status_code for _ in range(3)] == [200, 200, 429]
         r = c.get("/v3/targetGroups/channels")
         assert int(r.headers["retry-after"]) >= 1 and r.json()["errors"][0]["code"] == 310429
+
+
+def test_an_emulator_bug_is_a_500_envelope_not_a_dropped_connection(tmp_path: Path, monkeypatch: Any) -> None:
+    from commctl.sandbox.app import SandboxApp, open_store
+
+    app = SandboxApp(open_store(tmp_path / "s.db"))
+    monkeypatch.setattr(app.store, "channels", lambda: 1 / 0)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://sandbox", headers=AUTH) as client:
+        r = client.get("/v3/targetGroups/channels")
+    assert r.status_code == 500
+    assert r.json() == {
+        "data": None,
+        "errors": [{"code": 310503, "message": "internal sandbox error: ZeroDivisionError"}],
+        "warnings": None,
+    }

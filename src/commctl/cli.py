@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import __version__
-from .errors import ExitCode, UsageError
+from .errors import UsageError
 
 app = typer.Typer(
     name="commctl",
@@ -487,12 +487,3 @@ def reset(run: Any, db: Db = None, seed: Seed = None) -> int:
     from . import actions
 
     return actions.sandbox_reset(run, db, seed)
-
-
-def main() -> None:
-    from .__main__ import main as entry
-
-    entry()
-
-
-__all__ = ["ExitCode", "app", "main"]

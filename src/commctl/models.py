@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import ApiError
+
 COMM_TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
 CommType = Literal["START", "FINISH", "CHANGE", "REMINDER"]
 INT32_MAX = 2**31 - 1
@@ -167,10 +169,13 @@ class Item:
     desired: dict[str, Any] | None = None  # full merged object to send
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    where: str = ""
-    exc: Exception | None = None  # the error behind `error`, for the exit code
+    failure: ApiError | None = None
 
     @property
     def key(self) -> tuple[str | None, int | None]:
         return (self.type, self.channel)
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """`{status, code, message}` of the failure, as the JSON results show it."""
+        return self.failure.as_dict() if self.failure else None

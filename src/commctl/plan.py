@@ -88,7 +88,6 @@ def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
                 d.type,
                 d.channel if isinstance(d.channel, int) else None,
                 action="failed",
-                where=d.where,
             ),
             error,
         )
@@ -138,7 +137,7 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
             problems.add(d.where, f"duplicate communication {d.label}; first declared at {seen[key].where}")
             continue
         seen[key] = d
-        item = Item(d.group, d.target, d.type, d.channel, action="create", where=d.where)
+        item = Item(d.group, d.target, d.type, d.channel, action="create")
         items.append(item)
         current = live[(d.group, d.target)]
         if isinstance(current, ApiError):
@@ -179,8 +178,7 @@ def plan_active(
 
 def fail(item: Item, error: ApiError) -> Item:
     item.action = "failed"
-    item.error = error.as_dict()
-    item.exc = error
+    item.failure = error
     return item
 
 
@@ -236,7 +234,7 @@ def apply(
 
 def failure_exit(items: list[Item]) -> int:
     """0 when nothing failed; 6 when every failure was the API being unavailable; else 5."""
-    failures = [i.exc for i in items if i.action == "failed"]
+    failures = [i.failure for i in items if i.action == "failed"]
     if not failures:
         return 0
     return 6 if all(isinstance(e, UnavailableError) for e in failures) else 5

@@ -14,11 +14,14 @@ import math
 import os
 import random
 import re
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,15 +36,6 @@ UNAUTHORIZED = 310401  # emulator
 RATE_LIMITED = 310429  # emulator
 UNAVAILABLE = 310503  # emulator
 NOT_FOUND = 310404  # emulator: unknown route
-STATUS_TEXT = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-    503: "Service Unavailable",
-}
 
 StartResponse = Callable[..., Any]
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -117,6 +111,11 @@ class SandboxApp:
             reply = self.handle(environ)
         except Reply as r:
             reply = r
+        except Drop:
+            raise
+        except Exception as e:  # a bug in the emulator: answer like a server would, and say what broke
+            traceback.print_exc(file=sys.stderr)
+            reply = fail(500, UNAVAILABLE, f"internal sandbox error: {type(e).__name__}")
         body = json.dumps({"data": reply.data, "errors": reply.errors, "warnings": None}, ensure_ascii=False).encode()
         headers = [
             ("Content-Type", "application/json; charset=utf-8"),
@@ -124,7 +123,7 @@ class SandboxApp:
             ("X-Cap-Requestid", os.urandom(8).hex()),
             *reply.headers,
         ]
-        start_response(f"{reply.status} {STATUS_TEXT.get(reply.status, '')}".strip(), headers)
+        start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers)
         return [body]
 
     def handle(self, environ: dict[str, Any]) -> Reply:
