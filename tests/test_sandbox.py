@@ -217,3 +217,13 @@ def test_an_emulator_bug_is_a_500_envelope_not_a_dropped_connection(tmp_path: Pa
         "errors": [{"code": 310503, "message": "internal sandbox error: ZeroDivisionError"}],
         "warnings": None,
     }
+
+
+def test_a_corrupt_state_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    db = write(tmp_path / "state.db", "this is not sqlite " * 100)
+    out = cli("channels", "--host", "sandbox", env={"COMMCTL_SANDBOX_DB": str(db)})
+    assert out.code == 4, out
+    assert out.stderr.splitlines() == [
+        f"error: cannot use the sandbox state {db}: file is not a database",
+        f"hint: delete {db} to start over",
+    ]

@@ -346,11 +346,18 @@ def default_db(env: dict[str, str] | None = None) -> Path:
 
 def open_store(db: Path | None = None, seed: Path | None = None) -> Store:
     """Open (and seed when new, or when a seed file is given) the sandbox state."""
+    import sqlite3
+
+    from ..errors import ConfigError
     from .seed import load_seed
 
-    store = Store(db or default_db())
-    if seed is not None or not store.seeded():
-        store.load_seed(load_seed(seed))
+    path = db or default_db()
+    try:
+        store = Store(path)
+        if seed is not None or not store.seeded():
+            store.load_seed(load_seed(seed))
+    except (sqlite3.Error, OSError) as e:
+        raise ConfigError(f"cannot use the sandbox state {path}: {e}", hint=f"delete {path} to start over") from None
     return store
 
 
