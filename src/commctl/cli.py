@@ -49,7 +49,11 @@ OUTPUT_OPTIONS = [
         Annotated[
             Optional[str],
             typer.Option(
-                "--output", "-o", metavar="FORMAT", rich_help_panel=OUT, help="table, json or yaml [env COMMCTL_OUTPUT]"
+                "--output",
+                "-o",
+                metavar="FORMAT",
+                rich_help_panel=OUT,
+                help="table, json, yaml; markdown for the writing commands [env COMMCTL_OUTPUT]",
             ),
         ],
     ),
@@ -73,6 +77,7 @@ CONNECTION_OPTIONS = [
                 "--host",
                 rich_help_panel=CONN,
                 help="eu, in/apac, apac2/sg, us, cn, a URL, or sandbox [env COMMCTL_HOST]",
+                metavar="HOST",
             ),
         ],
     ),
@@ -80,20 +85,28 @@ CONNECTION_OPTIONS = [
         "profile",
         Annotated[
             Optional[str],
-            typer.Option("--profile", rich_help_panel=CONN, help="Profile of the config file [env COMMCTL_PROFILE]"),
+            typer.Option(
+                "--profile",
+                rich_help_panel=CONN,
+                help="Profile of the config file [env COMMCTL_PROFILE]",
+                metavar="NAME",
+            ),
         ],
     ),
     _opt(
         "config",
         Annotated[
-            Optional[str], typer.Option("--config", rich_help_panel=CONN, help="Config file [env COMMCTL_CONFIG]")
+            Optional[str],
+            typer.Option("--config", rich_help_panel=CONN, help="Config file [env COMMCTL_CONFIG]", metavar="FILE"),
         ],
     ),
     _opt(
         "username",
         Annotated[
             Optional[str],
-            typer.Option("--username", rich_help_panel=CONN, help="Basic auth till user [env COMMCTL_USERNAME]"),
+            typer.Option(
+                "--username", rich_help_panel=CONN, help="Basic auth till user [env COMMCTL_USERNAME]", metavar="USER"
+            ),
         ],
     ),
     _opt(
@@ -110,7 +123,9 @@ CONNECTION_OPTIONS = [
         "client_key",
         Annotated[
             Optional[str],
-            typer.Option("--client-key", rich_help_panel=CONN, help="OAuth client key [env COMMCTL_CLIENT_KEY]"),
+            typer.Option(
+                "--client-key", rich_help_panel=CONN, help="OAuth client key [env COMMCTL_CLIENT_KEY]", metavar="KEY"
+            ),
         ],
     ),
     _opt(
@@ -138,7 +153,10 @@ CONNECTION_OPTIONS = [
         Annotated[
             Optional[float],
             typer.Option(
-                "--timeout", rich_help_panel=CONN, help="Seconds per request [env COMMCTL_TIMEOUT; default 30]"
+                "--timeout",
+                rich_help_panel=CONN,
+                help="Seconds per request [env COMMCTL_TIMEOUT; default 30]",
+                metavar="SECONDS",
             ),
         ],
     ),
@@ -147,7 +165,10 @@ CONNECTION_OPTIONS = [
         Annotated[
             Optional[int],
             typer.Option(
-                "--retries", rich_help_panel=CONN, help="Retries of failed requests [env COMMCTL_RETRIES; default 3]"
+                "--retries",
+                rich_help_panel=CONN,
+                help="Retries of failed requests [env COMMCTL_RETRIES; default 3]",
+                metavar="N",
             ),
         ],
     ),
@@ -176,7 +197,10 @@ WRITE_OPTIONS = [
     _opt(
         "concurrency",
         Annotated[
-            int, typer.Option("--concurrency", min=1, max=64, rich_help_panel=WRITE, help="Targets sent in parallel.")
+            int,
+            typer.Option(
+                "--concurrency", min=1, max=64, rich_help_panel=WRITE, help="Targets sent in parallel.", metavar="N"
+            ),
         ],
         8,
     ),
@@ -254,7 +278,8 @@ Files = Annotated[
     typer.Option("--file", "-f", metavar="PATH", help="YAML/JSON file, directory or - (repeatable)."),
 ]
 Types = Annotated[
-    Optional[list[CommType]], typer.Option("--type", case_sensitive=False, help="Communication type (repeatable).")
+    Optional[list[CommType]],
+    typer.Option("--type", case_sensitive=False, metavar="TYPE", help="Communication type (repeatable)."),
 ]
 Channels = Annotated[
     Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")
@@ -273,22 +298,24 @@ def upsert(
     group: Group = None,
     target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id.")] = None,
     type_: Annotated[
-        Optional[CommType], typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or REMINDER.")
+        Optional[CommType],
+        typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or REMINDER.", metavar="TYPE"),
     ] = None,
     channel: Annotated[
         Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")
     ] = None,
-    sender: Annotated[Optional[str], typer.Option("--sender", help="Sender id.")] = None,
-    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject template.")] = None,
+    sender: Annotated[Optional[str], typer.Option("--sender", help="Sender id.", metavar="TEXT")] = None,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject template.", metavar="TEXT")] = None,
     subject_file: Annotated[
-        Optional[Path], typer.Option("--subject-file", help="Read the subject from a file.")
+        Optional[Path], typer.Option("--subject-file", help="Read the subject from a file.", metavar="FILE")
     ] = None,
-    message: Annotated[Optional[str], typer.Option("--message", help="Message template.")] = None,
+    message: Annotated[Optional[str], typer.Option("--message", help="Message template.", metavar="TEXT")] = None,
     message_file: Annotated[
-        Optional[Path], typer.Option("--message-file", help="Read the message from a file.")
+        Optional[Path], typer.Option("--message-file", help="Read the message from a file.", metavar="FILE")
     ] = None,
     offset_days: Annotated[
-        Optional[int], typer.Option("--offset-days", min=0, max=2**31 - 1, help="Delivery offset in days.")
+        Optional[int],
+        typer.Option("--offset-days", min=0, max=2**31 - 1, help="Delivery offset in days.", metavar="DAYS"),
     ] = None,
     active: Annotated[Optional[bool], typer.Option("--active/--inactive", help="Switch on or off.")] = None,
     files: Files = None,
@@ -384,7 +411,9 @@ def show(run: Any, group: Group = None, targets: Targets = None, files: Files = 
     api=False,
     extra=(_opt("strict", Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")], False),),
 )
-def validate(run: Any, paths: Annotated[list[str], typer.Argument(help="Files, directories or -.")]) -> int:
+def validate(
+    run: Any, paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, directories or -.")]
+) -> int:
     """Check communication files offline: schema, duplicates, template warnings. Exit 0 or 3."""
     from . import actions
 
@@ -396,7 +425,9 @@ def export(
     run: Any,
     group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")],
     targets: Targets = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write one file per group into DIR.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write one file per group into DIR.", metavar="DIR")
+    ] = None,
 ) -> int:
     """Write the live state in the file format, so that `upsert -f` of it is a no-op."""
     from . import actions
@@ -447,29 +478,37 @@ def config_show(run: Any) -> int:
 
 
 Db = Annotated[
-    Optional[Path], typer.Option("--db", help="SQLite state file [default $XDG_STATE_HOME/commctl/sandbox.db]")
+    Optional[Path],
+    typer.Option("--db", help="SQLite state file [default $XDG_STATE_HOME/commctl/sandbox.db]", metavar="FILE"),
 ]
 Seed = Annotated[
-    Optional[Path], typer.Option("--seed", help="Seed file (YAML) with channels, groups, targets, credentials.")
+    Optional[Path],
+    typer.Option("--seed", metavar="FILE", help="Seed file (YAML) with channels, groups, targets, credentials."),
 ]
 
 
 @command(sandbox_app, api=False)
 def serve(
     run: Any,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="Port (0 picks a free one).")
+    ] = 8080,
     db: Db = None,
     seed: Seed = None,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Delay every answer.")] = 0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Delay every answer.", metavar="MS")] = 0,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", min=0, max=1, help="Share of requests answered 503.")
+        float, typer.Option("--fail-rate", min=0, max=1, help="Share of requests answered 503.", metavar="P")
     ] = 0.0,
-    rate_limit: Annotated[int, typer.Option("--rate-limit", min=0, help="Requests per minute, then 429.")] = 0,
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", min=0, help="Requests per minute, then 429.", metavar="N")
+    ] = 0,
     rate_window: Annotated[float, typer.Option("--rate-window", min=0.1, hidden=True)] = 60.0,
     drop_rate: Annotated[
         float,
-        typer.Option("--drop-rate", min=0, max=1, help="Share of requests whose connection is closed unanswered."),
+        typer.Option(
+            "--drop-rate", min=0, max=1, help="Share of requests whose connection is closed unanswered.", metavar="P"
+        ),
     ] = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
 ) -> int:
