@@ -64,9 +64,17 @@ def test_unknown_profile_and_unknown_key(config_file: Path, tmp_path: Path) -> N
         resolve({"config": str(tmp_path / "missing.yaml")}, {})
 
 
-def test_named_password_variable_must_exist(config_file: Path) -> None:
+def test_named_password_variable_must_exist_unless_a_stronger_source_gave_it(config_file: Path) -> None:
     with pytest.raises(ConfigError, match="EU_PW, but that variable is not set"):
         resolve({}, {"XDG_CONFIG_HOME": str(config_file.parents[1])})
+    s = resolve({}, {"XDG_CONFIG_HOME": str(config_file.parents[1]), "COMMCTL_PASSWORD": "pw"})
+    assert (s.values["password"], s.sources["password"]) == ("pw", "env COMMCTL_PASSWORD")
+
+
+def test_profiles_must_be_a_mapping(tmp_path: Path) -> None:
+    bad = write(tmp_path / "c.yaml", "profiles: [a, b]\n")
+    with pytest.raises(ConfigError, match="profiles: expected a mapping of profile names to settings"):
+        resolve({"config": str(bad)}, {})
 
 
 def test_secrets_from_stdin_only() -> None:

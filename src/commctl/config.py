@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,8 @@ def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with `profiles:`")
     _check_keys(data, (*CONFIG_KEYS, "default_profile", "profiles"), str(path))
+    if not isinstance(data.get("profiles") or {}, dict):
+        raise ConfigError(f"{path}: profiles: expected a mapping of profile names to settings")
     for name, prof in (data.get("profiles") or {}).items():
         if not isinstance(prof, dict):
             raise ConfigError(f"{path}: profiles.{name}: expected a mapping")
@@ -198,7 +201,6 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, stdin
 
     if flags.get("password_stdin") and flags.get("client_secret_stdin"):
         raise UsageError("--password-stdin and --client-secret-stdin both read standard input; pick one")
-    stream = stdin
     for name in ("host", "username", "client_key", "output", "timeout", "retries"):
         put(name, flags.get(name), "flag")
         put(name, env.get(ENV[name]), f"env {ENV[name]}")
@@ -206,13 +208,11 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, stdin
             put(name, layer.get(name), source)
     for name, flag in (("password", "password_stdin"), ("client_secret", "client_secret_stdin")):
         if flags.get(flag):
-            import sys
-
-            put(name, read_secret(stream or sys.stdin, name.replace("_", " ")), "stdin")
+            put(name, read_secret(stdin or sys.stdin, name.replace("_", " ")), "stdin")
         put(name, env.get(ENV[name]), f"env {ENV[name]}")
         for layer, source in layers:
             var = layer.get(f"{name}_env")
-            if var:
+            if var and name not in s.values:  # only needed when nothing stronger gave the secret
                 if var not in env:
                     raise ConfigError(f"{source} names {name}_env {var}, but that variable is not set")
                 put(name, env[var], f"{source} via ${var}")

@@ -34,10 +34,16 @@ class Run:
 
     @property
     def settings(self) -> Any:
+        """Resolved once (it may read a secret from stdin); a failure is kept and raised again."""
         if self._settings is None:
             from . import config
 
-            self._settings = config.resolve(self.opts, os.environ, self.stdin)
+            try:
+                self._settings = config.resolve(self.opts, os.environ, self.stdin)
+            except CommctlError as e:
+                self._settings = e
+        if isinstance(self._settings, CommctlError):
+            raise self._settings
         return self._settings
 
     @property
@@ -170,7 +176,8 @@ def make_client(settings: Any, log: Callable[[str], None] | None = None, concurr
 
     base = settings.base_url()
     transport = None
-    if base == SANDBOX:
+    in_process = base == SANDBOX
+    if in_process:
         from .sandbox.app import in_process_transport
 
         transport, base = in_process_transport(), "http://sandbox.invalid"
@@ -191,7 +198,7 @@ def make_client(settings: Any, log: Callable[[str], None] | None = None, concurr
                 hint="set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)",
             )
         auth = BasicAuth(get("username"), get("password"))
-    elif base.startswith("http://sandbox.invalid"):
+    elif in_process:
         auth = BasicAuth("sandbox", "sandbox")
     else:
         raise AuthError(
