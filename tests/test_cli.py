@@ -380,7 +380,7 @@ def test_progress_bar_only_at_a_terminal() -> None:
         def isatty(self) -> bool:
             return True
 
-    run = Run({})
+    run = Run()
     run.err_stream = Tty()
     with run.progress("sending", 40) as tick:
         assert run_all(lambda n: n * 2, range(40), 4, tick) == [n * 2 for n in range(40)]

@@ -9,6 +9,7 @@ import pytest
 
 from commctl.config import resolve, resolve_host
 from commctl.errors import ConfigError, UsageError
+from commctl.options import ConnectionOptions as Conn
 
 from .conftest import Cli, write
 
@@ -35,19 +36,19 @@ def config_file(tmp_path: Path) -> Path:
 
 def test_precedence_flag_env_profile_default(config_file: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(config_file.parents[1]), "EU_PW": "pw", "COMMCTL_OUTPUT": "json"}
-    s = resolve({"retries": 5}, env)
+    s = resolve(Conn(retries=5), env)
     assert s.values["host"] == "eu" and s.sources["host"] == "profile eu"
     assert s.values["output"] == "json" and s.sources["output"] == "env COMMCTL_OUTPUT"
     assert s.values["retries"] == 5 and s.sources["retries"] == "flag"
     assert s.values["timeout"] == 12.0 and s.sources["timeout"].startswith("config ")
     assert s.values["password"] == "pw" and s.sources["password"] == "profile eu via $EU_PW"
     assert s.base_url() == "https://eu.api.capillarytech.com"
-    assert resolve({"host": "us"}, env).base_url() == "https://us.api.capillarytech.com"
+    assert resolve(Conn(host="us"), env).base_url() == "https://us.api.capillarytech.com"
 
 
 def test_profile_from_env_and_secret_from_named_variable(config_file: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(config_file.parents[1]), "COMMCTL_PROFILE": "staging", "STAGING_SECRET": "sec"}
-    s = resolve({}, env)
+    s = resolve(Conn(), env)
     assert (s.values["client_key"], s.values["client_secret"]) == ("ck", "sec")
     assert s.base_url() == "https://staging.example"
     shown = {name: (value, source) for name, value, source in s.shown()}
@@ -56,34 +57,34 @@ def test_profile_from_env_and_secret_from_named_variable(config_file: Path) -> N
 
 def test_unknown_profile_and_unknown_key(config_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="profile 'prod' not found"):
-        resolve({"profile": "prod"}, {"XDG_CONFIG_HOME": str(config_file.parents[1])})
+        resolve(Conn(profile="prod"), {"XDG_CONFIG_HOME": str(config_file.parents[1])})
     bad = write(tmp_path / "bad.yaml", "profiles:\n  x:\n    hots: eu\n")
     with pytest.raises(ConfigError, match="unknown key 'hots' \\(did you mean 'host'\\?\\)"):
-        resolve({"config": str(bad)}, {})
+        resolve(Conn(config=str(bad)), {})
     with pytest.raises(ConfigError, match="does not exist"):
-        resolve({"config": str(tmp_path / "missing.yaml")}, {})
+        resolve(Conn(config=str(tmp_path / "missing.yaml")), {})
 
 
 def test_named_password_variable_must_exist_unless_a_stronger_source_gave_it(config_file: Path) -> None:
     with pytest.raises(ConfigError, match="EU_PW, but that variable is not set"):
-        resolve({}, {"XDG_CONFIG_HOME": str(config_file.parents[1])})
-    s = resolve({}, {"XDG_CONFIG_HOME": str(config_file.parents[1]), "COMMCTL_PASSWORD": "pw"})
+        resolve(Conn(), {"XDG_CONFIG_HOME": str(config_file.parents[1])})
+    s = resolve(Conn(), {"XDG_CONFIG_HOME": str(config_file.parents[1]), "COMMCTL_PASSWORD": "pw"})
     assert (s.values["password"], s.sources["password"]) == ("pw", "env COMMCTL_PASSWORD")
 
 
 def test_profiles_must_be_a_mapping(tmp_path: Path) -> None:
     bad = write(tmp_path / "c.yaml", "profiles: [a, b]\n")
     with pytest.raises(ConfigError, match="profiles: expected a mapping of profile names to settings"):
-        resolve({"config": str(bad)}, {})
+        resolve(Conn(config=str(bad)), {})
 
 
 def test_secrets_from_stdin_only() -> None:
-    s = resolve({"password_stdin": True, "username": "u"}, {}, stdin=io.StringIO("s3cret\n"))
+    s = resolve(Conn(password_stdin=True, username="u"), {}, stdin=io.StringIO("s3cret\n"))
     assert s.values["password"] == "s3cret" and s.sources["password"] == "stdin"
     with pytest.raises(UsageError, match="no password on standard input"):
-        resolve({"password_stdin": True}, {}, stdin=io.StringIO(""))
+        resolve(Conn(password_stdin=True), {}, stdin=io.StringIO(""))
     with pytest.raises(UsageError, match="pick one"):
-        resolve({"password_stdin": True, "client_secret_stdin": True}, {}, stdin=io.StringIO("x\n"))
+        resolve(Conn(password_stdin=True, client_secret_stdin=True), {}, stdin=io.StringIO("x\n"))
 
 
 @pytest.mark.parametrize(
@@ -105,9 +106,9 @@ def test_host_aliases(host: str, url: str) -> None:
 
 def test_invalid_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid output 'xml'"):
-        resolve({"output": "xml"}, {})
+        resolve(Conn(), {}, output="xml")
     with pytest.raises(ConfigError, match="invalid timeout 'soon'"):
-        resolve({}, {"COMMCTL_TIMEOUT": "soon"})
+        resolve(Conn(), {"COMMCTL_TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match="refusing plain http"):
         resolve_host("http://10.1.2.3")
     assert resolve_host("http://10.1.2.3", insecure=True) == "http://10.1.2.3"

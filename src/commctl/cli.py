@@ -1,20 +1,26 @@
 """The Typer app: parse flags, call the modules that do the work, render, return the exit code.
 
-Only the standard library, typer and commctl.errors are imported here at start-up; each command
-imports what it needs (httpx, pydantic, yaml, rich) when it runs.
+Only the standard library, typer and commctl's light modules (errors, domain, options) are imported
+here at start-up; each command imports what it needs (httpx, pydantic, yaml, rich) when it runs.
+Shared options come in groups; `command()` adds the groups a command uses to its signature and hands
+them to the body as typed objects on `run` (run.out, run.conn, run.write).
 """
 
 import functools
 import inspect
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from . import __version__
+from .domain import COMM_TYPES, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .errors import UsageError
+from .options import ConnectionOptions, OutputOptions, WriteOptions
+
+if TYPE_CHECKING:
+    from .runtime import Run
 
 app = typer.Typer(
     name="commctl",
@@ -31,11 +37,20 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(config_app, name="config")
 
 
-class CommType(str, Enum):
-    START = "START"
-    FINISH = "FINISH"
-    CHANGE = "CHANGE"
-    REMINDER = "REMINDER"
+def _comm_types(value: Any) -> Any:
+    """Check --type values (any case) against the communication types, with a did-you-mean."""
+    if value is None:
+        return None
+    checked = []
+    for v in value if isinstance(value, list) else [value]:
+        if v.upper() not in COMM_TYPES:
+            import difflib
+
+            close = difflib.get_close_matches(v.upper(), COMM_TYPES, n=1)
+            tip = f" (did you mean {close[0]}?)" if close else ""
+            raise typer.BadParameter(f"{v!r} is not one of {', '.join(COMM_TYPES)}{tip}")
+        checked.append(v.upper())
+    return checked if isinstance(value, list) else checked[0]
 
 
 def _opt(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
@@ -183,54 +198,65 @@ CONNECTION_OPTIONS = [
         False,
     ),
 ]
-WRITE_OPTIONS = [
-    _opt(
-        "dry_run",
-        Annotated[bool, typer.Option("--dry-run", rich_help_panel=WRITE, help="Show the plan; send nothing.")],
-        False,
-    ),
-    _opt(
-        "force",
-        Annotated[bool, typer.Option("--force", rich_help_panel=WRITE, help="Send unchanged communications too.")],
-        False,
-    ),
-    _opt(
-        "concurrency",
-        Annotated[
-            int,
-            typer.Option(
-                "--concurrency", min=1, max=64, rich_help_panel=WRITE, help="Targets sent in parallel.", metavar="N"
-            ),
-        ],
-        8,
-    ),
-    _opt(
-        "report",
-        Annotated[
-            Optional[str],
-            typer.Option(
-                "--report", metavar="FILE", rich_help_panel=WRITE, help="Also write the JSON results to FILE."
-            ),
-        ],
-    ),
-    _opt(
-        "strict",
-        Annotated[bool, typer.Option("--strict", rich_help_panel=WRITE, help="Treat template warnings as errors.")],
-        False,
-    ),
-]
+WRITE_OPTIONS = {
+    p.name: p
+    for p in (
+        _opt(
+            "dry_run",
+            Annotated[bool, typer.Option("--dry-run", rich_help_panel=WRITE, help="Show the plan; send nothing.")],
+            False,
+        ),
+        _opt(
+            "force",
+            Annotated[bool, typer.Option("--force", rich_help_panel=WRITE, help="Send unchanged communications too.")],
+            False,
+        ),
+        _opt(
+            "concurrency",
+            Annotated[
+                int,
+                typer.Option(
+                    "--concurrency",
+                    min=1,
+                    max=MAX_CONCURRENCY,
+                    rich_help_panel=WRITE,
+                    help="Targets sent in parallel.",
+                    metavar="N",
+                ),
+            ],
+            DEFAULT_CONCURRENCY,
+        ),
+        _opt(
+            "report",
+            Annotated[
+                Optional[str],
+                typer.Option(
+                    "--report", metavar="FILE", rich_help_panel=WRITE, help="Also write the JSON results to FILE."
+                ),
+            ],
+        ),
+        _opt(
+            "strict",
+            Annotated[bool, typer.Option("--strict", rich_help_panel=WRITE, help="Treat template warnings as errors.")],
+            False,
+        ),
+    )
+}
+WRITES = tuple(WRITE_OPTIONS)  # every write option: upsert, activate, deactivate
 
 
 def command(
     target: typer.Typer = app,
     *,
     api: bool = True,
-    writes: bool = False,
+    write: tuple[str, ...] = (),
     name: str | None = None,
-    extra: tuple[inspect.Parameter, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register fn(run, ...) as a command with the shared options, inside the error boundary."""
-    shared = [*OUTPUT_OPTIONS, *(CONNECTION_OPTIONS if api else []), *(WRITE_OPTIONS if writes else []), *extra]
+    """Register fn(run, ...) as a command with the option groups it uses, inside the error boundary.
+
+    `api` adds the connection options; `write` names the write options the command takes.
+    """
+    shared = [*OUTPUT_OPTIONS, *(CONNECTION_OPTIONS if api else []), *(WRITE_OPTIONS[n] for n in write)]
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         own = list(inspect.signature(fn).parameters.values())[1:]
@@ -239,8 +265,12 @@ def command(
         def wrapper(**kwargs: Any) -> None:
             from .runtime import Run
 
-            opts = {p.name: kwargs.pop(p.name) for p in shared}
-            run = Run(opts)
+            def take(names: Any) -> dict[str, Any]:
+                return {n: kwargs.pop(n) for n in names}
+
+            out = OutputOptions(**take(p.name for p in OUTPUT_OPTIONS))
+            conn = ConnectionOptions(**take(p.name for p in CONNECTION_OPTIONS)) if api else None
+            run = Run(out, conn, WriteOptions(**take(write)))
             with run.guard():
                 code = fn(run, **kwargs)
             raise typer.Exit(int(code or 0))
@@ -278,8 +308,8 @@ Files = Annotated[
     typer.Option("--file", "-f", metavar="PATH", help="YAML/JSON file, directory or - (repeatable)."),
 ]
 Types = Annotated[
-    Optional[list[CommType]],
-    typer.Option("--type", case_sensitive=False, metavar="TYPE", help="Communication type (repeatable)."),
+    Optional[list[str]],
+    typer.Option("--type", callback=_comm_types, metavar="TYPE", help="Communication type (repeatable)."),
 ]
 Channels = Annotated[
     Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")
@@ -292,14 +322,14 @@ def _need(value: Any, flag: str, why: str) -> Any:
     return value
 
 
-@command(writes=True)
+@command(write=WRITES)
 def upsert(
-    run: Any,
+    run: "Run",
     group: Group = None,
     target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id.")] = None,
     type_: Annotated[
-        Optional[CommType],
-        typer.Option("--type", case_sensitive=False, help="START, FINISH, CHANGE or REMINDER.", metavar="TYPE"),
+        Optional[str],
+        typer.Option("--type", callback=_comm_types, help="START, FINISH, CHANGE or REMINDER.", metavar="TYPE"),
     ] = None,
     channel: Annotated[
         Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")
@@ -324,73 +354,66 @@ def upsert(
 
     Note: Capillary marks this upsert endpoint as being phased out in favour of loyalty promotions.
     """
-    from . import actions
+    from .commands import write
 
+    flags = {
+        "--group": group,
+        "--target": target,
+        "--type": type_,
+        "--channel": channel,
+        "--sender": sender,
+        "--subject": subject,
+        "--subject-file": subject_file,
+        "--message": message,
+        "--message-file": message_file,
+        "--offset-days": offset_days,
+        "--active/--inactive": active,
+    }
     if files:
-        given = [
-            n
-            for n, v in (
-                ("--group", group),
-                ("--target", target),
-                ("--type", type_),
-                ("--channel", channel),
-                ("--sender", sender),
-                ("--subject", subject),
-                ("--subject-file", subject_file),
-                ("--message", message),
-                ("--message-file", message_file),
-                ("--offset-days", offset_days),
-                ("--active/--inactive", active),
-            )
-            if v is not None
-        ]
+        given = [flag for flag, value in flags.items() if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with -f", hint="put the values in the file")
-        desired = actions.load_files(run, files)
-    else:
-        why = "(or give -f FILE)"
-        desired = [
-            actions.desired_from_flags(
-                _need(group, "--group", why),
-                _need(target, "--target", why),
-                _need(type_, "--type", why).value,
-                _need(channel, "--channel", why),
-                sender=sender,
-                subject=subject,
-                subject_file=subject_file,
-                message=message,
-                message_file=message_file,
-                offset_days=offset_days,
-                active=active,
-            )
-        ]
-    return actions.apply_desired(run, desired, title="commctl upsert")
+        return write.upsert(run, write.load_files(run, files))
+    why = "(or give -f FILE)"
+    desired = write.desired_from_flags(
+        _need(group, "--group", why),
+        _need(target, "--target", why),
+        _need(type_, "--type", why),
+        _need(channel, "--channel", why),
+        sender=sender,
+        subject=subject,
+        subject_file=subject_file,
+        message=message,
+        message_file=message_file,
+        offset_days=offset_days,
+        active=active,
+    )
+    return write.upsert(run, [desired])
 
 
-@command(writes=True)
-def diff(run: Any, files: Files = None) -> int:
+@command(write=("report", "strict", "concurrency"))
+def diff(run: "Run", files: Files = None) -> int:
     """Compare files with the live state field by field; exit 7 when they differ."""
-    from . import actions
+    from .commands import write
 
-    desired = actions.load_files(run, _need(files, "-f", "(the files to compare)"))
-    return actions.apply_desired(run, desired, title="commctl diff", diff=True)
+    return write.diff(run, _need(files, "-f", "(the files to compare)"))
 
 
 def _switch(active: bool, name: str, doc: str) -> None:
     def switch(
-        run: Any,
+        run: "Run",
         group: Group = None,
         targets: Targets = None,
         types: Types = None,
         channels: Channels = None,
         files: Files = None,
     ) -> int:
-        from . import actions
+        from .commands import write
 
-        return actions.set_active(run, active, group, targets, [t.value for t in types or []], channels, files)
+        return write.set_active(run, active, group, targets or [], types or [], channels or [], files or [])
 
     switch.__name__, switch.__doc__ = name, doc
-    command(writes=True)(switch)
+    command(write=WRITES)(switch)
 
 
 _switch(True, "activate", "Switch matching live communications on (all targets of the group unless --target is given).")
@@ -398,83 +421,81 @@ _switch(False, "deactivate", "Switch matching live communications off (there is 
 
 
 @command()
-def show(run: Any, group: Group = None, targets: Targets = None, files: Files = None) -> int:
+def show(run: "Run", group: Group = None, targets: Targets = None, files: Files = None) -> int:
     """Show the live communications of a group, or with -f what files declare (offline)."""
-    from . import actions
+    from .commands import read
 
     if files:
-        return actions.show_files(run, files)
-    return actions.show_live(run, _need(group, "--group", "(or give -f FILE)"), targets or [])
+        return read.show_files(run, files)
+    return read.show_live(run, _need(group, "--group", "(or give -f FILE)"), targets or [])
 
 
-@command(
-    api=False,
-    extra=(_opt("strict", Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")], False),),
-)
+@command(api=False, write=("strict",))
 def validate(
-    run: Any, paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, directories or -.")]
+    run: "Run", paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files, directories or -.")]
 ) -> int:
     """Check communication files offline: schema, duplicates, template warnings. Exit 0 or 3."""
-    from . import actions
+    from .commands import read
 
-    return actions.validate(run, paths, strict=bool(run.opts.get("strict")))
+    return read.validate(run, paths)
+
+
+GroupRequired = Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
 
 
 @command()
 def export(
-    run: Any,
-    group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")],
+    run: "Run",
+    group: GroupRequired,
     targets: Targets = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Write one file per group into DIR.", metavar="DIR")
     ] = None,
 ) -> int:
     """Write the live state in the file format, so that `upsert -f` of it is a no-op."""
-    from . import actions
+    from .commands import read
 
-    return actions.export(run, group, targets or [], out)
+    return read.export(run, group, targets or [], out)
 
 
 @command()
-def channels(run: Any) -> int:
+def channels(run: "Run") -> int:
     """List the channels enabled for target loyalty (id and name)."""
-    from . import actions
+    from .commands import read
 
-    return actions.discover(run, "channels")
+    return read.discover(run, "channels")
 
 
 @command()
-def groups(run: Any) -> int:
+def groups(run: "Run") -> int:
     """List the target groups of the org."""
-    from . import actions
+    from .commands import read
 
-    return actions.discover(run, "groups")
+    return read.discover(run, "groups")
 
 
 @command()
-def targets(
-    run: Any, group: Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
-) -> int:
+def targets(run: "Run", group: GroupRequired) -> int:
     """List the targets of a target group."""
-    from . import actions
+    from .commands import read
 
-    return actions.discover(run, "targets", group)
+    return read.discover(run, "targets", group)
 
 
 @command(api=False)
-def schema(run: Any) -> int:
+def schema(run: "Run") -> int:
     """Print the JSON Schema of the communication file format."""
-    from . import actions
+    from .commands import read
 
-    return actions.schema(run)
+    return read.schema(run)
 
 
 @command(config_app, name="show")
-def config_show(run: Any) -> int:
+def config_show(run: "Run") -> int:
     """Show the resolved settings and where each came from (secrets masked)."""
-    from . import actions
+    from .commands import config
 
-    return actions.config_show(run)
+    return config.show(run)
 
 
 Db = Annotated[
@@ -489,7 +510,7 @@ Seed = Annotated[
 
 @command(sandbox_app, api=False)
 def serve(
-    run: Any,
+    run: "Run",
     host: Annotated[str, typer.Option("--host", help="Address to bind.", metavar="HOST")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="Port (0 picks a free one).")
@@ -513,16 +534,16 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
 ) -> int:
     """Serve the emulator over HTTP on loopback (state in SQLite)."""
-    from . import actions
+    from .commands import sandbox
+    from .sandbox.app import Faults
 
-    return actions.sandbox_serve(
-        run, host, port, db, seed, latency_ms, fail_rate, rate_limit, rate_window, drop_rate, verbose
-    )
+    faults = Faults(latency_ms, fail_rate, rate_limit, rate_window, drop_rate)
+    return sandbox.serve(run, host, port, db, seed, faults, verbose)
 
 
 @command(sandbox_app, api=False)
-def reset(run: Any, db: Db = None, seed: Seed = None) -> int:
+def reset(run: "Run", db: Db = None, seed: Seed = None) -> int:
     """Forget all sandbox state and seed it again."""
-    from . import actions
+    from .commands import sandbox
 
-    return actions.sandbox_reset(run, db, seed)
+    return sandbox.reset(run, db, seed)

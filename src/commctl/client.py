@@ -160,10 +160,6 @@ class Client:
     def groups(self) -> list[Any]:
         return _as_list(self.request("GET", "/targetGroups"))
 
-    def group(self, group: int) -> dict[str, Any]:
-        items = _as_list(self.request("GET", f"/targetGroups/{group}"))
-        return items[0] if items else {}
-
     def targets(self, group: int) -> list[Any]:
         return _as_list(self.request("GET", f"/targetGroups/{group}/targets"))
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, UsageError
+from .options import ConnectionOptions
 
 CLUSTERS = {
     "eu": "https://eu.api.capillarytech.com",
@@ -53,6 +54,12 @@ class Settings:
 
     def get(self, name: str) -> Any:
         return self.values.get(name)
+
+    def put(self, name: str, value: Any, source: str) -> None:
+        """Set a value unless a stronger source already did (empty values count as unset)."""
+        if value not in (None, "") and name not in self.values:
+            self.values[name] = value
+            self.sources[name] = source
 
     @property
     def output(self) -> str:
@@ -173,63 +180,83 @@ def read_secret(stream: IO[str], what: str) -> str:
     return secret
 
 
-def resolve(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, stdin: IO[str] | None = None) -> Settings:
-    """Merge flags, environment, config profile and defaults; record where each value came from."""
-    s = Settings(insecure=bool(flags.get("insecure")))
-
-    def put(name: str, value: Any, source: str) -> None:
-        if value not in (None, "") and name not in s.values:
-            s.values[name] = value
-            s.sources[name] = source
-
+def _layers(conn: ConnectionOptions, env: Mapping[str, str]) -> tuple[Settings, list[tuple[dict[str, Any], str]]]:
+    """Settings with the config file and profile chosen, and the config layers below flags and env."""
+    s = Settings(insecure=conn.insecure)
     for name in ("config", "profile"):
-        put(name, flags.get(name), "flag")
-        put(name, env.get(ENV[name]), f"env {ENV[name]}")
+        s.put(name, getattr(conn, name), "flag")
+        s.put(name, env.get(ENV[name]), f"env {ENV[name]}")
     explicit = "config" in s.values
     path = Path(s.values["config"]) if explicit else config_path(env)
     data = _read_config(path, explicit)
-    put("profile", data.get("default_profile"), f"config {path}")
+    s.put("profile", data.get("default_profile"), f"config {path}")
     profile_name = s.values.get("profile")
     profiles = data.get("profiles") or {}
     if profile_name is not None and profile_name not in profiles:
         raise ConfigError(
             f"profile {profile_name!r} not found in {path}", hint=f"profiles: {', '.join(profiles) or 'none'}"
         )
-    layers = [(profiles.get(profile_name) or {}, f"profile {profile_name}"), (data, f"config {path}")]
     s.values.setdefault("config", str(path))
     s.sources.setdefault("config", "default")
+    return s, [(profiles.get(profile_name) or {}, f"profile {profile_name}"), (data, f"config {path}")]
 
-    if flags.get("password_stdin") and flags.get("client_secret_stdin"):
+
+def _plain(s: Settings, name: str, flag: Any, env: Mapping[str, str], layers: list[tuple[dict[str, Any], str]]) -> None:
+    s.put(name, flag, "flag")
+    s.put(name, env.get(ENV[name]), f"env {ENV[name]}")
+    for layer, source in layers:
+        s.put(name, layer.get(name), source)
+    s.put(name, DEFAULTS.get(name), "default")
+
+
+def resolve_output(output: str | None, conn: ConnectionOptions, env: Mapping[str, str] = os.environ) -> str:
+    """The output format alone: flag > env > profile > default, without touching any credential."""
+    s, layers = _layers(conn, env)
+    _plain(s, "output", output, env, layers)
+    _coerce_output(s)
+    return s.output
+
+
+def resolve(
+    conn: ConnectionOptions,
+    env: Mapping[str, str] = os.environ,
+    stdin: IO[str] | None = None,
+    output: str | None = None,
+) -> Settings:
+    """Merge flags, environment, config profile and defaults; record where each value came from."""
+    s, layers = _layers(conn, env)
+    if conn.password_stdin and conn.client_secret_stdin:
         raise UsageError("--password-stdin and --client-secret-stdin both read standard input; pick one")
-    for name in ("host", "username", "client_key", "output", "timeout", "retries"):
-        put(name, flags.get(name), "flag")
-        put(name, env.get(ENV[name]), f"env {ENV[name]}")
-        for layer, source in layers:
-            put(name, layer.get(name), source)
-    for name, flag in (("password", "password_stdin"), ("client_secret", "client_secret_stdin")):
-        if flags.get(flag):
-            put(name, read_secret(stdin or sys.stdin, name.replace("_", " ")), "stdin")
-        put(name, env.get(ENV[name]), f"env {ENV[name]}")
+    flags: dict[str, Any] = {"output": output, "host": conn.host, "username": conn.username}
+    flags.update(client_key=conn.client_key, timeout=conn.timeout, retries=conn.retries)
+    for name, flag in flags.items():
+        _plain(s, name, flag, env, layers)
+    for name, from_stdin in (("password", conn.password_stdin), ("client_secret", conn.client_secret_stdin)):
+        if from_stdin:
+            s.put(name, read_secret(stdin or sys.stdin, name.replace("_", " ")), "stdin")
+        s.put(name, env.get(ENV[name]), f"env {ENV[name]}")
         for layer, source in layers:
             var = layer.get(f"{name}_env")
             if var and name not in s.values:  # only needed when nothing stronger gave the secret
                 if var not in env:
                     raise ConfigError(f"{source} names {name}_env {var}, but that variable is not set")
-                put(name, env[var], f"{source} via ${var}")
-    put("token", env.get(ENV["token"]), f"env {ENV['token']}")
-    for name, value in DEFAULTS.items():
-        put(name, value, "default")
+                s.put(name, env[var], f"{source} via ${var}")
+    s.put("token", env.get(ENV["token"]), f"env {ENV['token']}")
     _coerce(s)
     return s
 
 
-def _coerce(s: Settings) -> None:
+def _coerce_output(s: Settings) -> None:
     out = str(s.values["output"]).lower()
     if out not in OUTPUTS:
         raise ConfigError(
             f"invalid output {out!r} (from {s.sources['output']})", hint=f"use one of: {', '.join(OUTPUTS)}"
         )
     s.values["output"] = out
+
+
+def _coerce(s: Settings) -> None:
+    _coerce_output(s)
     for name, kind, low in (("timeout", float, 0.001), ("retries", int, 0)):
         try:
             value = kind(s.values[name])

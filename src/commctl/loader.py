@@ -19,8 +19,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .domain import COMM_TYPES
 from .errors import InputError
-from .models import COMM_TYPES, EXCLUSIVE, CommunicationFields, CommunicationIn, Desired, DocumentIn, TargetIn
+from .models import EXCLUSIVE, CommunicationFields, CommunicationIn, Desired, DocumentIn, TargetIn
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 100_000  # guards against alias bombs ("billion laughs")

@@ -7,14 +7,13 @@ seen to send (see "Unknowns a client must tolerate" in the API reference).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .domain import Action, CommType
 from .errors import ApiError
 
-COMM_TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
-CommType = Literal["START", "FINISH", "CHANGE", "REMINDER"]
 INT32_MAX = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 ChannelId = Annotated[int, Field(ge=1, le=INT32_MAX)]
@@ -164,7 +163,7 @@ class Item:
     target: int
     type: str | None
     channel: int | None
-    action: str  # create | update | unchanged, then created | updated | unchanged | failed
+    action: Action  # planned (create, update, unchanged), then the outcome
     live: Communication | None = None
     desired: dict[str, Any] | None = None  # full merged object to send
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -179,3 +178,8 @@ class Item:
     def error(self) -> dict[str, Any] | None:
         """`{status, code, message}` of the failure, as the JSON results show it."""
         return self.failure.as_dict() if self.failure else None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the communication file format."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **DocumentIn.model_json_schema()}

@@ -8,7 +8,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from .client import Client
-from .errors import ApiError, UnavailableError
+from .domain import Action
+from .errors import ApiError, ExitCode, UnavailableError
 from .loader import Problems
 from .models import CREATE_DEFAULTS, VALUE_FIELDS, Communication, Desired, Item
 
@@ -66,16 +67,29 @@ def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
         if any(isinstance(d.channel, str) for d in items):
             raise
         return {}
-    by_name = {n.upper(): i for i, n in names.items()}
     problems = Problems()
     for d in items:
         if isinstance(d.channel, str):
-            if d.channel.upper() in by_name:
-                d.channel = by_name[d.channel.upper()]
+            found = channel_id(d.channel, names)
+            if found is None:
+                problems.add(d.where, unknown_channel(d.channel, names))
             else:
-                problems.add(d.where, f"unknown channel {d.channel!r} (this org has: {', '.join(names.values())})")
+                d.channel = found
     problems.raise_if_any()
     return names
+
+
+def channel_id(value: int | str, names: dict[int, str]) -> int | None:
+    """A channel given by id or by name (any case); None when the org has no channel of that name."""
+    if isinstance(value, int):
+        return value
+    if value.isdigit():
+        return int(value)
+    return next((i for i, n in names.items() if n.upper() == value.upper()), None)
+
+
+def unknown_channel(value: str, names: dict[int, str]) -> str:
+    return f"unknown channel {value!r} (this org has: {', '.join(names.values())})"
 
 
 def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
@@ -87,7 +101,7 @@ def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
                 d.target,
                 d.type,
                 d.channel if isinstance(d.channel, int) else None,
-                action="failed",
+                action=Action.FAILED,
             ),
             error,
         )
@@ -118,7 +132,7 @@ def _merge(item: Item, live: Communication, fields: dict[str, Any]) -> Item:
     item.live = live
     item.desired = {**live.values(), **fields}
     item.changes = _changes(live.values(), item.desired)
-    item.action = "update" if item.changes else "unchanged"
+    item.action = Action.UPDATE if item.changes else Action.UNCHANGED
     return item
 
 
@@ -137,7 +151,7 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
             problems.add(d.where, f"duplicate communication {d.label}; first declared at {seen[key].where}")
             continue
         seen[key] = d
-        item = Item(d.group, d.target, d.type, d.channel, action="create")
+        item = Item(d.group, d.target, d.type, d.channel, action=Action.CREATE)
         items.append(item)
         current = live[(d.group, d.target)]
         if isinstance(current, ApiError):
@@ -166,18 +180,18 @@ def plan_active(
     items = []
     for (group, target), current in live.items():
         if isinstance(current, ApiError):
-            item = Item(group, target, None, None, action="update")
+            item = Item(group, target, None, None, action=Action.UPDATE)
             items.append(fail(item, current))
             continue
         for c in sorted(current, key=lambda c: c.key):
             if match(c):
-                item = Item(group, target, c.communicationType, c.channelId, action="update")
+                item = Item(group, target, c.communicationType, c.channelId, action=Action.UPDATE)
                 items.append(_merge(item, c, {"active": active}))
     return items
 
 
 def fail(item: Item, error: ApiError) -> Item:
-    item.action = "failed"
+    item.action = Action.FAILED
     item.failure = error
     return item
 
@@ -200,13 +214,13 @@ def apply(
     """Send one upsert per target that has something to send; every target is attempted."""
     by_target: dict[Key, list[Item]] = {}
     for item in items:
-        if item.action == "failed":
+        if item.action is Action.FAILED:
             continue
-        if item.action == "unchanged" and not force:
+        if item.action is Action.UNCHANGED and not force:
             item.result = item.live.api_dict() if item.live else None
             continue
         if dry_run:
-            item.action = "would-" + item.action.replace("unchanged", "update")
+            item.action = item.action.would
             item.result = wire(item)
             continue
         by_target.setdefault((item.group, item.target), []).append(item)
@@ -220,21 +234,18 @@ def apply(
             return
         by_key: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in returned}
         for i in batch:
-            i.action = "created" if i.live is None else "updated"
+            i.action = Action.CREATED if i.live is None else Action.UPDATED
             reply = by_key.get(i.key)
             i.result = reply.api_dict() if reply else wire(i)
 
     with (progress or no_progress)("sending", len(by_target)) as tick:
         run_all(send, by_target.values(), concurrency, tick)
-    for item in items:
-        if item.action == "unchanged" and item.result is None and item.live is not None:
-            item.result = item.live.api_dict()
     return items
 
 
-def failure_exit(items: list[Item]) -> int:
-    """0 when nothing failed; 6 when every failure was the API being unavailable; else 5."""
-    failures = [i.failure for i in items if i.action == "failed"]
+def failure_exit(items: list[Item]) -> ExitCode:
+    """OK when nothing failed; UNAVAILABLE when every failure was the API being unavailable; else API_REJECTED."""
+    failures = [i.failure for i in items if i.action is Action.FAILED]
     if not failures:
-        return 0
-    return 6 if all(isinstance(e, UnavailableError) for e in failures) else 5
+        return ExitCode.OK
+    return ExitCode.UNAVAILABLE if all(isinstance(e, UnavailableError) for e in failures) else ExitCode.API_REJECTED

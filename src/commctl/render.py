@@ -11,9 +11,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from .domain import BASE_ACTIONS, Action
 from .models import VALUE_FIELDS, Communication, Desired, Item
 
-BASE_ACTIONS = ("created", "updated", "unchanged", "failed")
 LONG = 60
 
 
@@ -29,18 +29,18 @@ def result_row(item: Item, with_changes: bool = False) -> dict[str, Any]:
         "targetId": item.target,
         "communicationType": item.type,
         "channelId": item.channel,
-        "action": item.action,
+        "action": item.action.value,
         "communication": item.result,
         "error": item.error,
     }
     if with_changes:
-        row["changes"] = item.changes if item.action in ("would-update", "updated") else {}
+        row["changes"] = item.changes if item.action in (Action.WOULD_UPDATE, Action.UPDATED) else {}
     return row
 
 
 def summary(items: Iterable[Item]) -> dict[str, int]:
-    counts = Counter(i.action for i in items)
-    out = {a: counts.get(a, 0) for a in BASE_ACTIONS}
+    counts = Counter(i.action.value for i in items)
+    out = {a.value: counts.get(a.value, 0) for a in BASE_ACTIONS}
     out.update({a: n for a, n in sorted(counts.items()) if a not in out})
     return out
 
@@ -57,12 +57,19 @@ def _table(*columns: str, plain: bool) -> Table:
 
 
 STYLE = {
-    "created": "green",
-    "updated": "yellow",
-    "failed": "bold red",
-    "would-create": "green",
-    "would-update": "yellow",
+    Action.CREATED: "green",
+    Action.UPDATED: "yellow",
+    Action.FAILED: "bold red",
+    Action.WOULD_CREATE: "green",
+    Action.WOULD_UPDATE: "yellow",
 }
+
+
+def rows_table(columns: Iterable[str], rows: Iterable[Iterable[str]], plain: bool) -> Table:
+    table = _table(*columns, plain=plain)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _channel(channel: Any, names: dict[int, str]) -> str:
@@ -90,22 +97,23 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _cells(c: dict[str, Any], names: dict[int, str]) -> list[str]:
-    """The `show` columns of one communication given as API fields."""
+def _cells(c: dict[str, Any], names: dict[int, str], columns: tuple[str, ...] = SHOW_COLUMNS) -> list[str]:
+    """The `show` columns (or some of them) of one communication given as API fields."""
     active = c.get("active")
-    return [
-        _text(c.get("targetGroupId")),
-        _text(c.get("targetId")),
-        _text(c.get("id")),
-        _text(c.get("communicationType")),
-        _channel(c.get("channelId"), names),
-        shorten(c.get("sender"), 30),
-        shorten(c.get("subjectTemplate")),
-        shorten(c.get("messageTemplate")),
-        _text(c.get("offsetDays")),
-        "" if active is None else ("yes" if active else "no"),
-        _text((c.get("attribution") or {}).get("lastUpdatedOn")),
-    ]
+    cells = {
+        "group": _text(c.get("targetGroupId")),
+        "target": _text(c.get("targetId")),
+        "id": _text(c.get("id")),
+        "type": _text(c.get("communicationType")),
+        "channel": _channel(c.get("channelId"), names),
+        "sender": shorten(c.get("sender"), 30),
+        "subject": shorten(c.get("subjectTemplate")),
+        "message": shorten(c.get("messageTemplate")),
+        "offset days": _text(c.get("offsetDays")),
+        "active": "" if active is None else ("yes" if active else "no"),
+        "last updated": _text((c.get("attribution") or {}).get("lastUpdatedOn")),
+    }
+    return [cells[name] for name in columns]
 
 
 def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
@@ -114,13 +122,13 @@ def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Tabl
     for i in items:
         if i.error:
             detail = i.error["message"]
-        elif i.action == "unchanged":
+        elif i.action is Action.UNCHANGED:
             detail = ""
         else:
             detail = ", ".join(i.changes) if i.live else "new"
         known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
         fields = {**known, **(i.desired or {}), **(i.result or {})}
-        table.add_row(Text(i.action, style=STYLE.get(i.action, "")), *_cells(fields, names), detail)
+        table.add_row(Text(i.action.value, style=STYLE.get(i.action, "")), *_cells(fields, names), detail)
     return table
 
 
@@ -135,35 +143,15 @@ def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) 
     return table
 
 
+DESIRED_COLUMNS = tuple(c for c in SHOW_COLUMNS if c not in ("id", "last updated"))
+
+
 def desired_table(items: list[Desired], plain: bool) -> Table:
-    table = _table(
-        "group",
-        "target",
-        "type",
-        "channel",
-        "sender",
-        "subject",
-        "message",
-        "offset days",
-        "active",
-        "declared at",
-        plain=plain,
-    )
+    """What files declare, in the `show` columns the files can fill, and where each was declared."""
+    table = _table(*DESIRED_COLUMNS, "declared at", plain=plain)
     for d in items:
-        f = d.fields
-        active = f.get("active")
-        table.add_row(
-            str(d.group),
-            str(d.target),
-            d.type,
-            str(d.channel),
-            shorten(f.get("sender", "")),
-            shorten(f.get("subjectTemplate", "")),
-            shorten(f.get("messageTemplate", "")),
-            str(f.get("offsetDays", "")),
-            "" if active is None else ("yes" if active else "no"),
-            d.where.split(": ")[0],
-        )
+        known = {"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type, "channelId": d.channel}
+        table.add_row(*_cells({**known, **d.fields}, {}, DESIRED_COLUMNS), d.where.split(": ")[0])
     return table
 
 
@@ -198,7 +186,7 @@ def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
     table = _table("action", "group", "target", "type", "channel", "field", "live", "desired", plain=plain)
     for i in items:
         head: list[Text | str] = [
-            Text(i.action, style=STYLE.get(i.action, "")),
+            Text(i.action.value, style=STYLE.get(i.action, "")),
             str(i.group),
             str(i.target),
             i.type or "",
@@ -206,11 +194,11 @@ def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
         ]
         if i.error:
             table.add_row(*head, "", "", i.error["message"])
-        elif i.action == "would-create":
+        elif i.action is Action.WOULD_CREATE:
             d = i.desired or {}
             for n, f in enumerate(VALUE_FIELDS):
                 table.add_row(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)))
-        elif i.action == "would-update":
+        elif i.action is Action.WOULD_UPDATE:
             for n, (f, change) in enumerate(i.changes.items()):
                 before, after = change["from"], change["to"]
                 if (
@@ -232,7 +220,7 @@ def _md(text: Any, width: int = 50) -> str:
 def markdown(items: list[Item], title: str) -> str:
     counts = summary(items)
     lines = [f"### {title}", "", " · ".join(f"**{n}** {a}" for a, n in counts.items() if n) or "nothing to do", ""]
-    changed = [i for i in items if i.action not in ("unchanged",)]
+    changed = [i for i in items if i.action is not Action.UNCHANGED]
     if not changed:
         lines.append("No changes.")
         return "\n".join(lines) + "\n"
@@ -244,5 +232,5 @@ def markdown(items: list[Item], title: str) -> str:
             detail = "new: " + _md((i.desired or {}).get("messageTemplate", ""))
         else:
             detail = "; ".join(f"`{f}`: {_md(c['from'], 30)} → {_md(c['to'], 30)}" for f, c in i.changes.items())
-        lines.append(f"| {i.action} | {i.group} | {i.target} | {i.type or ''} | {i.channel or ''} | {detail} |")
+        lines.append(f"| {i.action.value} | {i.group} | {i.target} | {i.type or ''} | {i.channel or ''} | {detail} |")
     return "\n".join(lines) + "\n"

@@ -14,18 +14,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from .domain import DEFAULT_CONCURRENCY
 from .errors import AuthError, CommctlError, ExitCode, UsageError
+from .options import ConnectionOptions, OutputOptions, WriteOptions
 
 
 class Run:
-    def __init__(self, opts: dict[str, Any], stdin: IO[str] | None = None) -> None:
-        self.opts = opts
-        self.debug = bool(opts.get("debug"))
-        self.verbose = bool(opts.get("verbose"))
-        self.quiet = bool(opts.get("quiet"))
+    """What a command receives: its option groups, the settings and client made from them, the streams."""
+
+    def __init__(
+        self,
+        out: OutputOptions | None = None,
+        conn: ConnectionOptions | None = None,
+        write: WriteOptions | None = None,
+        stdin: IO[str] | None = None,
+    ) -> None:
+        self.out = out or OutputOptions()
+        self.conn = conn or ConnectionOptions()
+        self.write = write or WriteOptions()
+        self.debug = self.out.debug
+        self.verbose = self.conn.verbose
+        self.quiet = self.out.quiet
         self.stdin = stdin
-        self.report_path: str | None = opts.get("report")
+        self.report_path = self.write.report
         self._settings: Any = None
+        self._output: str | None = None
         self._client: Any = None
         self.out_stream: IO[str] = sys.stdout
         self.err_stream: IO[str] = sys.stderr
@@ -39,7 +52,7 @@ class Run:
             from . import config
 
             try:
-                self._settings = config.resolve(self.opts, os.environ, self.stdin)
+                self._settings = config.resolve(self.conn, os.environ, self.stdin, self.out.output)
             except CommctlError as e:
                 self._settings = e
         if isinstance(self._settings, CommctlError):
@@ -48,17 +61,17 @@ class Run:
 
     @property
     def output(self) -> str:
-        try:
-            return str(self.settings.output)
-        except CommctlError:
-            return str(self.opts.get("output") or "table").lower()
+        """The output format (flag > env > profile > default), resolved without touching credentials."""
+        if self._output is None:
+            from . import config
+
+            self._output = config.resolve_output(self.out.output, self.conn, os.environ)
+        return self._output
 
     def client(self) -> Any:
         if self._client is None:
             self._client = make_client(
-                self.settings,
-                log=self.log if self.verbose else None,
-                concurrency=int(self.opts.get("concurrency") or 8),
+                self.settings, log=self.log if self.verbose else None, concurrency=self.write.concurrency
             )
         return self._client
 
@@ -160,8 +173,8 @@ class Run:
     def _safe_output(self) -> str:
         try:
             return self.output
-        except Exception:
-            return "table"
+        except Exception:  # the config file itself may be what failed
+            return (self.out.output or "table").lower()
 
 
 def to_yaml(data: Any) -> str:
@@ -170,7 +183,9 @@ def to_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
 
 
-def make_client(settings: Any, log: Callable[[str], None] | None = None, concurrency: int = 8) -> Any:
+def make_client(
+    settings: Any, log: Callable[[str], None] | None = None, concurrency: int = DEFAULT_CONCURRENCY
+) -> Any:
     from .client import BasicAuth, Client, OAuth, TokenAuth
     from .config import SANDBOX
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..domain import COMM_TYPES
 from .store import Store
 
-COMM_TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
 INVALID_INPUT = 300004  # documented: "Invalid input, check all values"
 GROUP_NOT_FOUND = 310901  # emulator
 TARGET_NOT_FOUND = 310902  # emulator

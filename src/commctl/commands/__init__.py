@@ -1,0 +1,1 @@
+"""Command bodies, one module per family; cli.py registers them."""

@@ -1,0 +1,115 @@
+"""The commands that only read: show, validate, export, discovery (channels, groups, targets), schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import plan as planner
+from .. import render
+from ..errors import ApiError, UsageError
+from ..export import export_doc, export_yaml
+from ..loader import load
+from ..models import Communication, json_schema
+from ..runtime import Run
+from ..templates import check
+from .write import load_files, target_ids_of, warn
+
+
+def show_files(run: Run, files: list[str]) -> int:
+    desired = load_files(run, files)
+    run.emit(render.desired_doc(desired), lambda: render.desired_table(desired, run.plain))
+    return 0
+
+
+def _channel_names(client: Any) -> dict[int, str]:
+    try:
+        return {c.id: c.name for c in client.channels()}
+    except ApiError:
+        return {}
+
+
+def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]:
+    client = run.client()
+    target_ids = targets or target_ids_of(client, group)
+    keys = [(group, t) for t in dict.fromkeys(target_ids)]
+    with run.progress("reading", len(keys)) as tick:
+        live = planner.fetch_live(client, keys, run.write.concurrency, tick)
+    comms: list[Communication] = []
+    for result in live.values():
+        if isinstance(result, ApiError):
+            raise result
+        comms += result
+    return comms
+
+
+def show_live(run: Run, group: int, targets: list[int]) -> int:
+    comms = _live_comms(run, group, targets)
+    names = _channel_names(run.client()) if run.output == "table" else {}
+    run.emit([c.api_dict() for c in comms], lambda: render.comms_table(comms, names, run.plain))
+    if run.output == "table" and not comms:
+        run.note(f"no communications in target group {group}")
+    return 0
+
+
+def validate(run: Run, paths: list[str]) -> int:
+    desired = load(paths)
+    warnings = check(desired)
+    warn(run, warnings, run.write.strict)
+    files = sorted({d.where.split(":")[0] for d in desired})
+    doc = {"valid": True, "files": files, "communications": len(desired), "warnings": warnings}
+    if run.output in ("json", "yaml"):
+        run.emit(doc)
+    else:
+        s = "" if len(desired) == 1 else "s"
+        run.out_stream.write(
+            f"valid: {len(desired)} communication{s} in {len(files)} file(s), {len(warnings)} warning(s)\n"
+        )
+    return 0
+
+
+def export(run: Run, group: int, targets: list[int], out: Path | None) -> int:
+    doc = export_doc(group, _live_comms(run, group, targets))
+    if not doc["targets"]:
+        run.note(f"warning: target group {group} has no communications to export")
+    if run.output in ("json", "yaml") and out is None:
+        run.emit(doc)
+        return 0
+    text = export_yaml(doc)
+    if out is None:
+        run.out_stream.write(text)
+        return 0
+    path = out / f"group-{group}.yaml"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write {path.name}: {e.strerror or e}") from None
+    run.note(f"wrote {path}")
+    return 0
+
+
+DISCOVERY_COLUMNS = {
+    "channels": ("id", "name"),
+    "groups": ("id", "name", "active", "description"),
+    "targets": ("id", "name", "targetType", "active", "description"),
+}
+
+
+def discover(run: Run, what: str, group: int | None = None) -> int:
+    client = run.client()
+    if what == "channels":
+        rows = client.channels_raw()
+    elif what == "groups":
+        rows = client.groups()
+    else:
+        assert group is not None
+        rows = client.targets(group)
+    run.emit(rows, lambda: render.raw_table(rows, DISCOVERY_COLUMNS[what], run.plain))
+    return 0
+
+
+def schema(run: Run) -> int:
+    run.out_stream.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
