@@ -227,3 +227,95 @@ def test_a_corrupt_state_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None
         f"error: cannot use the sandbox state {db}: file is not a database",
         f"hint: delete {db} to start over",
     ]
+
+
+def in_process(app: Any) -> httpx.Client:
+    return httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://sandbox", headers=AUTH)
+
+
+TWO_GROUPS_ONE_TARGET = (
+    "channels: [{id: 1, name: SMS}]\n"
+    "targetGroups:\n"
+    "- {id: 1, targets: [{id: 7, name: in one}]}\n"
+    "- {id: 2, targets: [{id: 7, name: in two}]}\n"
+    "credentials: {basic: [{username: sandbox, password: sandbox}]}\n"
+)
+
+
+def test_one_target_id_in_two_groups_is_two_targets(tmp_path: Path) -> None:
+    from commctl.sandbox.app import SandboxApp, open_store
+
+    seed = write(tmp_path / "seed.yaml", TWO_GROUPS_ONE_TARGET)
+    with in_process(SandboxApp(open_store(tmp_path / "s.db", seed))) as c:
+        for group, name in ((1, "in one"), (2, "in two")):
+            assert [(t["id"], t["name"]) for t in c.get(f"/v3/targetGroups/{group}/targets").json()["data"]] == [
+                (7, name)
+            ]
+            item = {"communicationType": "START", "channelId": 1, "messageTemplate": f"group {group}"}
+            assert c.post(f"/v3/targetGroups/{group}/targets/7/communications/upsert", json=[item]).status_code == 200
+        for group in (1, 2):
+            listed = c.get(f"/v3/targetGroups/{group}/targets/7/communications").json()["data"]
+            assert [(x["targetGroupId"], x["messageTemplate"]) for x in listed] == [(group, f"group {group}")]
+
+
+def old_layout_state(db: Path) -> None:
+    """A state file as the first sandbox wrote it: targets keyed by their id alone, no layout version."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE channels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+        "CREATE TABLE groups (id INTEGER PRIMARY KEY, body TEXT NOT NULL);"
+        "CREATE TABLE targets (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, body TEXT NOT NULL);"
+        "CREATE TABLE credentials (kind TEXT NOT NULL, name TEXT NOT NULL, secret_md5 TEXT NOT NULL,"
+        " ttl INTEGER, PRIMARY KEY (kind, name));"
+        "CREATE TABLE tokens (token TEXT PRIMARY KEY, client TEXT NOT NULL, expires REAL NOT NULL);"
+        "CREATE TABLE communications (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id INTEGER NOT NULL,"
+        " target_id INTEGER NOT NULL, type TEXT NOT NULL, channel_id INTEGER NOT NULL, sender TEXT NOT NULL,"
+        " subject TEXT NOT NULL, message TEXT NOT NULL, offset_days INTEGER NOT NULL, active INTEGER NOT NULL,"
+        " created_on TEXT NOT NULL, created_by TEXT NOT NULL, last_updated_on TEXT NOT NULL,"
+        " last_updated_by TEXT NOT NULL, UNIQUE (group_id, target_id, type, channel_id));"
+        "INSERT INTO meta VALUES ('seeded', '2026-01-01T00:00:00.000+0000');"
+        "INSERT INTO channels VALUES (1, 'SMS');"
+        """INSERT INTO groups VALUES (1, '{"id": 1}'), (2, '{"id": 2}');"""
+        """INSERT INTO targets VALUES (7, 2, '{"id": 7, "name": "moved"}');"""
+        "INSERT INTO credentials VALUES ('basic', 'sandbox', '93bc63e0b4f48fbbff568d9fc0dc3def', NULL);"
+        "INSERT INTO communications (group_id, target_id, type, channel_id, sender, subject, message, offset_days,"
+        " active, created_on, created_by, last_updated_on, last_updated_by) VALUES (2, 7, 'START', 1, '', '',"
+        """ 'kept', 0, 1, 't', '{"code": "seed"}', 't', '{"code": "seed"}');"""
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_an_old_state_file_is_migrated_in_place_and_a_reseed_restores_the_lost_target(tmp_path: Path) -> None:
+    from commctl.sandbox.app import SandboxApp, open_store
+
+    db = tmp_path / "old.db"
+    old_layout_state(db)
+    with in_process(SandboxApp(open_store(db))) as c:
+        assert c.get("/v3/targetGroups/1/targets").json()["data"] == []  # the old layout had lost it
+        listed = c.get("/v3/targetGroups/2/targets/7/communications").json()["data"]
+        assert [x["messageTemplate"] for x in listed] == ["kept"]
+    seed = write(tmp_path / "seed.yaml", TWO_GROUPS_ONE_TARGET)
+    with in_process(SandboxApp(open_store(db, seed))) as c:
+        assert [t["id"] for t in c.get("/v3/targetGroups/1/targets").json()["data"]] == [7]
+        assert [t["id"] for t in c.get("/v3/targetGroups/2/targets").json()["data"]] == [7]
+        listed = c.get("/v3/targetGroups/2/targets/7/communications").json()["data"]
+        assert [x["messageTemplate"] for x in listed] == ["kept"]
+
+
+def test_a_state_file_from_a_newer_commctl_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "new.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    out = cli("channels", "--host", "sandbox", env={"COMMCTL_SANDBOX_DB": str(db)})
+    assert out.code == 4, out
+    assert out.stderr.splitlines() == [
+        f"error: cannot use the sandbox state {db}: its layout (version 99) is newer than this commctl knows",
+        f"hint: delete {db} to start over",
+    ]

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..domain import COMM_TYPES
-from .store import Store
+from .store import SchemaError, Store
 
 INVALID_INPUT = 300004  # documented: "Invalid input, check all values"
 GROUP_NOT_FOUND = 310901  # emulator
@@ -226,7 +226,7 @@ class SandboxApp:
             raise fail(400, INVALID_INPUT, "request body must be a JSON array of communications")
         if not body:
             raise fail(400, INVALID_INPUT, "request body must not be an empty array")
-        channels = {c["id"] for c in self.store.channels()}
+        channels = self.store.channel_ids()
         items = [check_item(i, item, channels) for i, item in enumerate(body)]
         return Reply(200, self.store.upsert(group_id, target_id, items, user))
 
@@ -257,7 +257,7 @@ def read_body(environ: dict[str, Any]) -> Any:
         raise fail(400, INVALID_INPUT, "request body is not valid JSON") from None
 
 
-def check_item(index: int, item: Any, channels: set[int]) -> dict[str, Any]:
+def check_item(index: int, item: Any, channels: frozenset[int]) -> dict[str, Any]:
     """Validate one upsert item the way the emulator's contract says; 400 on the first problem."""
     where = f"item {index}"
     if not isinstance(item, dict):
@@ -356,7 +356,7 @@ def open_store(db: Path | None = None, seed: Path | None = None) -> Store:
         store = Store(path)
         if seed is not None or not store.seeded():
             store.load_seed(load_seed(seed))
-    except (sqlite3.Error, OSError) as e:
+    except (sqlite3.Error, OSError, SchemaError) as e:
         raise ConfigError(f"cannot use the sandbox state {path}: {e}", hint=f"delete {path} to start over") from None
     return store
 

@@ -8,17 +8,19 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the first layout, which keyed targets by their id alone
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS targets (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS targets (group_id INTEGER NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (group_id, id));
 CREATE TABLE IF NOT EXISTS credentials (kind TEXT NOT NULL, name TEXT NOT NULL, secret_md5 TEXT NOT NULL,
     ttl INTEGER, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client TEXT NOT NULL, expires REAL NOT NULL);
@@ -31,6 +33,16 @@ CREATE TABLE IF NOT EXISTS communications (
     UNIQUE (group_id, target_id, type, channel_id)
 );
 """
+# Layout 0 -> 1: a target's key becomes (group, target), so one target id can live in several groups.
+MIGRATE_0_TO_1 = (
+    "ALTER TABLE targets RENAME TO targets_layout0",
+    "CREATE TABLE targets (group_id INTEGER NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (group_id, id))",
+    "INSERT INTO targets (group_id, id, body) SELECT group_id, id, body FROM targets_layout0",
+    "DROP TABLE targets_layout0",
+)
+# A credential, token or seed fact verified in SQLite is trusted from memory for this long: the hot path
+# skips SQLite, this process's reseed or reset forgets at once, another process's within this bound.
+CACHE_SECONDS = 1.0
 COLUMNS = (
     "id, group_id, target_id, type, channel_id, sender, subject, message, offset_days, active, "
     "created_on, created_by, last_updated_on, last_updated_by"
@@ -57,12 +69,53 @@ def till(name: str) -> dict[str, Any]:
     }
 
 
+class SchemaError(Exception):
+    """The state file was written by a newer commctl, with a layout this one does not know."""
+
+
+class Facts:
+    """Seed facts (credentials, tokens, channels, targets) verified in SQLite, remembered for CACHE_SECONDS.
+
+    Only what SQLite confirmed is remembered; `forget()` (on reseed, reset) drops everything, and a
+    lookup that started before a `forget()` does not store its now outdated answer.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[Hashable, tuple[float, Any]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        """The remembered value, or None when unknown or too old."""
+        hit = self._known.get(key)
+        if hit is None or time.monotonic() - hit[0] >= CACHE_SECONDS:
+            return None
+        return hit[1]
+
+    def generation(self) -> int:
+        return self._generation
+
+    def put(self, generation: int, key: Hashable, value: Any) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._known[key] = (time.monotonic(), value)
+
+    def forget(self, key: Hashable | None = None) -> None:
+        with self._lock:
+            if key is None:
+                self._generation += 1
+                self._known.clear()
+            else:
+                self._known.pop(key, None)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.conn().executescript(SCHEMA)
+        self.facts = Facts()
+        self._migrate()
 
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -85,6 +138,30 @@ class Store:
             raise
         conn.execute("COMMIT")
 
+    def _migrate(self) -> None:
+        """Create the tables of a new state file, or bring an older layout up to date in place."""
+        with self.write() as db:  # under the write lock: two processes opening one old file migrate it once
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaError(f"its layout (version {version}) is newer than this commctl knows")
+            if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'targets'").fetchone():
+                for statement in MIGRATE_0_TO_1:
+                    db.execute(statement)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _remembered(self, key: Hashable, look_up: Callable[[], Any]) -> Any:
+        """A seed fact from memory, or from SQLite (remembered when it exists)."""
+        value = self.facts.get(key)
+        if value is None:
+            generation = self.facts.generation()
+            value = look_up()
+            if value is not None:
+                self.facts.put(generation, key, value)
+        return value
+
     # ---- seed ----
 
     def seeded(self) -> bool:
@@ -102,8 +179,8 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO groups (id, body) VALUES (?, ?)", (g["id"], json.dumps(body)))
                 for t in targets:
                     db.execute(
-                        "INSERT OR REPLACE INTO targets (id, group_id, body) VALUES (?, ?, ?)",
-                        (t["id"], g["id"], json.dumps(t)),
+                        "INSERT OR REPLACE INTO targets (group_id, id, body) VALUES (?, ?, ?)",
+                        (g["id"], t["id"], json.dumps(t)),
                     )
             creds = seed.get("credentials", {})
             for b in creds.get("basic", []):
@@ -119,17 +196,23 @@ class Store:
             for c in seed.get("communications", []):
                 self._upsert_one(db, c["targetGroupId"], c["targetId"], c, "seed", now)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seeded', ?)", (now,))
+        self.facts.forget()
 
     def reset(self) -> None:
         with self.write() as db:
             for table in ("meta", "channels", "groups", "targets", "credentials", "tokens", "communications"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM sqlite_sequence WHERE name = 'communications'")
+        self.facts.forget()
 
     # ---- reads ----
 
     def channels(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn().execute("SELECT id, name FROM channels ORDER BY id")]
+
+    def channel_ids(self) -> frozenset[int]:
+        ids = self._remembered(("channels",), lambda: frozenset(c["id"] for c in self.channels()))
+        return ids  # type: ignore[no-any-return]
 
     def groups(self) -> list[dict[str, Any]]:
         rows = self.conn().execute("SELECT body FROM groups ORDER BY id")
@@ -144,38 +227,54 @@ class Store:
         return [json.loads(r["body"]) for r in rows]
 
     def target_in_group(self, group_id: int, target_id: int) -> bool:
-        sql = "SELECT 1 FROM targets WHERE id = ? AND group_id = ?"
-        return self.conn().execute(sql, (target_id, group_id)).fetchone() is not None
+        def look_up() -> bool | None:
+            sql = "SELECT 1 FROM targets WHERE group_id = ? AND id = ?"
+            return True if self.conn().execute(sql, (group_id, target_id)).fetchone() else None
+
+        return self._remembered(("target", group_id, target_id), look_up) is not None
 
     def communications(self, group_id: int, target_id: int) -> list[dict[str, Any]]:
         sql = f"SELECT {COLUMNS} FROM communications WHERE group_id = ? AND target_id = ? ORDER BY id"
         return [row_to_api(r) for r in self.conn().execute(sql, (group_id, target_id))]
 
+    def _credential(self, kind: str, name: str) -> tuple[str, int] | None:
+        """(md5 of the secret, token lifetime) of a seeded credential."""
+
+        def look_up() -> tuple[str, int] | None:
+            sql = "SELECT secret_md5, ttl FROM credentials WHERE kind = ? AND name = ?"
+            row = self.conn().execute(sql, (kind, name)).fetchone()
+            return (row["secret_md5"], row["ttl"] or 0) if row else None
+
+        return self._remembered(("credential", kind, name), look_up)  # type: ignore[no-any-return]
+
     def check_basic(self, username: str, digest: str) -> bool:
-        row = (
-            self.conn()
-            .execute("SELECT secret_md5 FROM credentials WHERE kind = 'basic' AND name = ?", (username,))
-            .fetchone()
-        )
-        return row is not None and secrets.compare_digest(row["secret_md5"], digest.lower())
+        known = self._credential("basic", username)
+        return known is not None and secrets.compare_digest(known[0], digest.lower())
 
     def issue_token(self, key: str, secret: str) -> tuple[str, int] | None:
-        row = (
-            self.conn()
-            .execute("SELECT secret_md5, ttl FROM credentials WHERE kind = 'oauth' AND name = ?", (key,))
-            .fetchone()
-        )
-        if row is None or not secrets.compare_digest(row["secret_md5"], md5(secret)):
+        known = self._credential("oauth", key)
+        if known is None or not secrets.compare_digest(known[0], md5(secret)):
             return None
-        token = "sbx." + secrets.token_urlsafe(24)
+        token, ttl = "sbx." + secrets.token_urlsafe(24), known[1]
         with self.write() as db:
             db.execute("DELETE FROM tokens WHERE expires < ?", (time.time(),))
-            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token, key, time.time() + row["ttl"]))
-        return token, int(row["ttl"])
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token, key, time.time() + ttl))
+        return token, ttl
 
     def token_client(self, token: str) -> str | None:
-        row = self.conn().execute("SELECT client, expires FROM tokens WHERE token = ?", (token,)).fetchone()
-        return row["client"] if row and row["expires"] > time.time() else None
+        """The client key behind a token that has not expired."""
+
+        def look_up() -> tuple[str, float] | None:
+            row = self.conn().execute("SELECT client, expires FROM tokens WHERE token = ?", (token,)).fetchone()
+            return (row["client"], row["expires"]) if row else None
+
+        known: tuple[str, float] | None = self._remembered(("token", token), look_up)
+        if known is None:
+            return None
+        if known[1] <= time.time():
+            self.facts.forget(("token", token))
+            return None
+        return known[0]
 
     # ---- writes ----
 
