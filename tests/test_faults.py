@@ -127,21 +127,28 @@ def test_partial_outage_applies_what_it_can(
     s = sandbox_factory("--seed", str(seed))
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
-    flaky = sandbox_factory("--fail-rate", "0.5", db=s.db)
+    # Deterministic partial outage: the server takes 31 requests a minute (the channel list, 20 reads,
+    # 10 of the 20 upserts), then answers 429; with no retries exactly 10 targets fail, every run.
+    flaky = sandbox_factory("--rate-limit", "31", db=s.db)
     out = cli(
         "upsert", "-f", str(changed), "-o", "json", "--retries", "0", *flaky.args, env={"COMMCTL_PASSWORD": "sandbox"}
     )
+    assert out.code == 6, out
     doc = out.json()
-    failed = doc["summary"]["failed"]
-    if failed:
-        assert out.code == 6, out
-        ok = cli("upsert", "-f", str(changed), "-o", "json", *s.args, env={"COMMCTL_PASSWORD": "sandbox"})
-        # everything that was reported applied is now unchanged; only the failed ones are sent again
-        assert ok.json()["summary"]["updated"] == sum(
-            1 for r in doc["results"] if r["action"] == "failed" and r["communicationType"] == "FINISH"
-        )
-    else:
-        assert out.code == 0, out
+    assert doc["summary"] == {"created": 0, "updated": 10, "unchanged": 20, "failed": 10}
+    failed = {r["targetId"] for r in doc["results"] if r["action"] == "failed"}
+    updated = {r["targetId"] for r in doc["results"] if r["action"] == "updated"}
+    assert len(failed) == 10 and failed.isdisjoint(updated) and failed | updated == set(TARGETS)
+    for r in doc["results"]:
+        if r["action"] == "failed":
+            assert (r["communicationType"], r["error"]["status"]) == ("FINISH", 429), r
+    assert out.stderr.count("error: group 600 target") == 10
+
+    # what was reported applied is applied: a fault-free rerun sends only the targets that failed
+    again = cli("upsert", "-f", str(changed), "-o", "json", *s.args, env={"COMMCTL_PASSWORD": "sandbox"})
+    assert again.code == 0, again
+    assert again.json()["summary"] == {"created": 0, "updated": 10, "unchanged": 30, "failed": 0}
+    assert {r["targetId"] for r in again.json()["results"] if r["action"] == "updated"} == failed
 
 
 def test_timeout_is_exit_6(cli: Cli, sandbox_factory: Callable[..., Sandbox]) -> None:
