@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from commctl.cli import app
 
+from .hostile import hostile  # noqa: F401  (the hostile-server fixture, for every test module)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-configs"
 
@@ -29,6 +31,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("COMMCTL_RETRY_BACKOFF", "0.01")
     return tmp_path

@@ -161,7 +161,7 @@ def test_tolerates_strings_nulls_and_unknown_fields() -> None:
             ExitCode.API_REJECTED,
             "soft failure",
         ),
-        (200, "<html>gateway</html>", ApiError, ExitCode.API_REJECTED, "not a JSON envelope"),
+        (200, "<html>gateway</html>", ApiError, ExitCode.API_REJECTED, "unexpected reply from GET /v3/"),
     ],
 )
 def test_status_to_error(status: int, body: object, error: type, code: int, text: str) -> None:
@@ -266,7 +266,7 @@ def test_backoff_grows_with_jitter() -> None:
         assert 0.5 * 2**n <= w <= 2**n
 
 
-def test_oauth_one_token_per_run_and_regenerated_once_on_401() -> None:
+def test_oauth_token_reused_then_regenerated_after_a_401() -> None:
     tokens = iter(["t1", "t2", "t3"])
     log: list[tuple[str, str | None]] = []
 
@@ -361,13 +361,15 @@ def test_oauth_expiry_seen_by_many_threads_renews_the_token_once() -> None:
             with lock:
                 issued.append(f"t{len(issued) + 1}")
                 return ok({"accessToken": issued[-1], "ttlSeconds": 300})
-        if request.headers["x-cap-api-oauth-token"] == "t1":
+        if request.headers["x-cap-api-oauth-token"] == "t1" and expired.is_set():
             in_flight.wait()  # every thread has sent the expired token before any learns it expired
             return httpx.Response(401, json={})
         return ok([])
 
+    expired = threading.Event()
     with make(handler, auth=OAuth("k", "s")) as client:
-        client.auth.headers(client)  # type: ignore[union-attr]
+        client.channels()  # t1 works...
+        expired.set()  # ...then expires before the server said it would
         errors: list[BaseException] = []
 
         def call() -> None:
@@ -384,3 +386,113 @@ def test_oauth_expiry_seen_by_many_threads_renews_the_token_once() -> None:
             t.join()
     assert errors == []
     assert issued == ["t1", "t2"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_oauth_renews_shortly_before_expiry_as_often_as_a_long_run_needs() -> None:
+    clock, issued, used = Clock(), [], []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/generate"):
+            issued.append(f"t{len(issued) + 1}")
+            return ok({"accessToken": issued[-1], "ttlSeconds": 300})
+        used.append(request.headers["x-cap-api-oauth-token"])
+        return ok([])
+
+    start = clock.now
+    with make(handler, auth=OAuth("k", "s", clock=clock)) as client:
+        for at in (0, 100, 200, 239, 240, 479, 480, 700):  # tokens live 300 s; renewed 60 s before they expire
+            clock.now = start + at
+            client.channels()
+    assert issued == ["t1", "t2", "t3"]
+    assert used == ["t1", "t1", "t1", "t1", "t2", "t2", "t3", "t3"]
+
+
+def test_oauth_a_fresh_token_refused_is_final_with_one_token_request() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/generate"):
+            return ok({"accessToken": f"t{len(calls)}", "ttlSeconds": 300})
+        return httpx.Response(401, json={"data": None, "errors": [{"code": 1, "message": "no access"}]})
+
+    with make(handler, auth=OAuth("k", "s")) as client, pytest.raises(AuthError) as info:
+        client.channels()
+    assert info.value.exit_code == ExitCode.CONFIG
+    assert calls == ["/v3/oauth/token/generate", "/v3/targetGroups/channels"]
+
+
+@pytest.mark.parametrize(
+    ("data", "ttl"),
+    [({"accessToken": "t", "ttlSeconds": -5}, None), ({"accessToken": "t", "ttlSeconds": 10**12}, 2592000)],
+)
+def test_token_lifetimes_are_sane(data: dict[str, object], ttl: int | None) -> None:
+    with make(lambda r: ok(data)) as client:
+        assert client.generate_token("k", "s").ttlSeconds == ttl
+
+
+def test_a_token_reply_of_the_wrong_shape_is_an_unexpected_reply() -> None:
+    with make(lambda r: ok(["t"])) as client, pytest.raises(ApiError) as info:
+        client.generate_token("k", "s")
+    assert info.value.exit_code == ExitCode.API_REJECTED
+    assert info.value.message.startswith("unexpected reply from POST /v3/oauth/token/generate: data: ")
+
+
+def test_verbose_redacts_parsed_bodies_by_key_whatever_the_quoting() -> None:
+    log: list[str] = []
+    secret = 'se"cr\\"et-XYZZY'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("generate"):
+            return ok({"accessToken": "jwt-QWERTY", "ttlSeconds": 300, "nested": [{"Password": "PW-ASDF"}]})
+        return httpx.Response(200, json=ok([]).json(), headers={"Set-Cookie": "sid=COOKIE-ZXCV"})
+
+    with make(handler, auth=OAuth("key-1", secret), log=log) as client:
+        client.channels()
+    text = "\n".join(log)
+    for leak in ("XYZZY", "se\\", "QWERTY", "PW-ASDF", "COOKIE-ZXCV"):
+        assert leak not in text, leak
+    assert '{"key": "<redacted>", "secret": "<redacted>"}' in text
+    assert '"accessToken": "<redacted>"' in text and '"Password": "<redacted>"' in text
+    assert "set-cookie: <redacted>" in text
+
+
+def test_error_messages_and_logs_never_carry_a_secret_the_server_echoes() -> None:
+    log: list[str] = []
+    auth = BasicAuth("till", "pw-ECHO-1")
+    secrets = auth.secrets()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        echoed = " ".join(request.headers.values())
+        return httpx.Response(400, json={"errors": [{"code": 1, "message": echoed}]}, headers={"X-Echo": echoed})
+
+    with make(handler, auth=auth, log=log, retries=0) as client, pytest.raises(ApiError) as info:
+        client.channels()
+    for secret in secrets:
+        assert secret not in info.value.message
+        assert secret not in "\n".join(log)
+    assert "<redacted>" in info.value.message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-3", "Wed, 99 Foo 2026"])
+def test_odd_retry_after_values_fall_back_to_backoff(value: str) -> None:
+    waits: list[float] = []
+    replies = iter([httpx.Response(429, headers={"Retry-After": value}, json={}), ok([])])
+    client = Client(
+        "https://h",
+        None,
+        retries=3,
+        backoff=0.1,
+        transport=httpx.MockTransport(lambda r: next(replies)),
+        sleep=waits.append,
+    )
+    client.channels()
+    assert len(waits) == 1 and 0 <= waits[0] <= 0.1

@@ -117,21 +117,30 @@ class Channel(_Lenient):
     id: int
     name: str = ""
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        return "" if v is None else v
 
-class ErrorItem(_Lenient):
-    code: int | None = None
-    message: str | None = None
+
+class Entity(_Lenient):
+    """A target group or a target: only its id is relied on; everything else is passed through."""
+
+    id: int
 
 
-class Envelope(_Lenient):
-    data: Any = None
-    errors: list[ErrorItem] | None = None
-    warnings: list[Any] | None = None
+TOKEN_TTL_MAX = 30 * 24 * 3600  # the longest lifetime Capillary grants an API client's token
 
 
 class Token(_Lenient):
     accessToken: str
     ttlSeconds: int | None = None
+
+    @field_validator("ttlSeconds", mode="after")
+    @classmethod
+    def _sane_ttl(cls, v: int | None) -> int | None:
+        """No lifetime (renew after a 401 only) for nonsense; at most the API's own maximum."""
+        return None if v is None or v <= 0 else min(v, TOKEN_TTL_MAX)
 
 
 # ---- what we plan ----

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -119,7 +120,7 @@ class Run:
         if fmt == "json" or (table is None and fmt == "table"):
             # Indented for people at a terminal, compact (and several times faster) for pipes, like gh.
             indent = 2 if self.out_stream.isatty() else None
-            self.out_stream.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
+            self.out_stream.write(to_json(data, indent) + "\n")
         elif fmt == "yaml":
             self.out_stream.write(to_yaml(data))
         elif fmt == "markdown":
@@ -132,7 +133,7 @@ class Run:
         if not path:
             return
         try:
-            Path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            Path(path).write_text(to_json(doc, 2) + "\n", encoding="utf-8")
         except OSError as e:
             self.log(f"error: cannot write report {path}: {e.strerror or e}")
 
@@ -166,7 +167,7 @@ class Run:
             self.log(f"hint: {hint}")
         body = {"error": {"kind": kind, "message": "\n".join(lines), "hint": hint}}
         if self._safe_output() == "json":
-            self.out_stream.write(json.dumps(body, ensure_ascii=False) + "\n")
+            self.out_stream.write(to_json(body) + "\n")
         self.write_report(self.report_path, {"results": [], "summary": {}, **body})
         raise SystemExit(code)
 
@@ -177,16 +178,69 @@ class Run:
             return (self.out.output or "table").lower()
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """JSON text any UTF-8 stream can carry: a lone surrogate (legal in JSON, e.g. from the API) stays an escape."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def to_yaml(data: Any) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
 
 
+def credential_scheme(settings: Any, in_process: bool = False) -> str:
+    """Which credentials a command would use: token, oauth, basic or sandbox (exit 4 for none or half a pair)."""
+    get = settings.get
+    if get("token"):
+        return "token"
+    if get("client_key") or get("client_secret"):
+        if not (get("client_key") and get("client_secret")):
+            raise AuthError(
+                "OAuth needs both a client key and a client secret",
+                hint="set COMMCTL_CLIENT_KEY and COMMCTL_CLIENT_SECRET (or --client-secret-stdin)",
+            )
+        return "oauth"
+    if get("username") or get("password"):
+        if not (get("username") and get("password")):
+            raise AuthError(
+                "Basic auth needs both a username and a password",
+                hint="set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)",
+            )
+        return "basic"
+    if in_process:
+        return "sandbox"
+    raise AuthError(
+        "no credentials configured",
+        hint="set COMMCTL_USERNAME + COMMCTL_PASSWORD, COMMCTL_CLIENT_KEY + COMMCTL_CLIENT_SECRET, "
+        "or COMMCTL_TOKEN (see `commctl config show`)",
+    )
+
+
+def make_auth(settings: Any, scheme: str) -> Any:
+    """The client's Auth for a scheme; credentials that cannot travel safely are refused here (exit 4)."""
+    from .client import BasicAuth, OAuth, TokenAuth
+
+    get, where = settings.get, settings.sources
+    if scheme == "token":
+        return TokenAuth(get("token"), where=where)
+    if scheme == "oauth":
+        from .tokencache import TokenCache
+
+        return OAuth(get("client_key"), get("client_secret"), cache=TokenCache.default(), where=where)
+    if scheme == "basic":
+        return BasicAuth(get("username"), get("password"), where=where)
+    return BasicAuth("sandbox", "sandbox")
+
+
 def make_client(
     settings: Any, log: Callable[[str], None] | None = None, concurrency: int = DEFAULT_CONCURRENCY
 ) -> Any:
-    from .client import BasicAuth, Client, OAuth, TokenAuth
+    from .client import Client
     from .config import SANDBOX
 
     base = settings.base_url()
@@ -196,31 +250,8 @@ def make_client(
         from .sandbox.app import in_process_transport
 
         transport, base = in_process_transport(), "http://sandbox.invalid"
+    auth = make_auth(settings, credential_scheme(settings, in_process))
     get = settings.get
-    if get("token"):
-        auth: Any = TokenAuth(get("token"))
-    elif get("client_key") or get("client_secret"):
-        if not (get("client_key") and get("client_secret")):
-            raise AuthError(
-                "OAuth needs both a client key and a client secret",
-                hint="set COMMCTL_CLIENT_KEY and COMMCTL_CLIENT_SECRET (or --client-secret-stdin)",
-            )
-        auth = OAuth(get("client_key"), get("client_secret"))
-    elif get("username") or get("password"):
-        if not (get("username") and get("password")):
-            raise AuthError(
-                "Basic auth needs both a username and a password",
-                hint="set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)",
-            )
-        auth = BasicAuth(get("username"), get("password"))
-    elif in_process:
-        auth = BasicAuth("sandbox", "sandbox")
-    else:
-        raise AuthError(
-            "no credentials configured",
-            hint="set COMMCTL_USERNAME + COMMCTL_PASSWORD, COMMCTL_CLIENT_KEY + COMMCTL_CLIENT_SECRET, "
-            "or COMMCTL_TOKEN (see `commctl config show`)",
-        )
     backoff = float(os.environ.get("COMMCTL_RETRY_BACKOFF") or 0.5)
     return Client(
         base,
