@@ -1,30 +1,33 @@
 """Files, directories and stdin -> `Desired` items, with every problem located as FILE:LINE:COL.
 
-YAML is composed into nodes (safe, no custom tags), walked by hand so that duplicate keys are caught
-and every value keeps its mark; pydantic then validates plain data and its error locations are
-mapped back to those marks.
+Only regular files and `-` are read, never more than 8 MiB from any source; template files must
+stay inside the directory of the file that names them. `parse` turns the text into plain data with
+the place of every value; pydantic validates it and its error locations are mapped back to those
+places.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
+import gc
+import os
+import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .domain import COMM_TYPES
 from .errors import InputError
 from .models import EXCLUSIVE, CommunicationFields, CommunicationIn, Desired, DocumentIn, TargetIn
+from .parse import Marks, ParseError, documents, shown
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
-MAX_NODES = 100_000  # guards against alias bombs ("billion laughs")
 MAX_PROBLEMS = 50
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
@@ -34,29 +37,8 @@ Path_ = tuple[str | int, ...]
 @dataclass
 class Source:
     name: str  # as shown in messages
-    base: Path  # where relative template paths start
+    base: Path  # where relative template paths start (resolved)
     text: str
-
-
-@dataclass
-class Marks:
-    """Where each value (and each mapping key) of one document sits in its file."""
-
-    name: str
-    values: dict[Path_, yaml.Mark] = field(default_factory=dict)
-    keys: dict[Path_, yaml.Mark] = field(default_factory=dict)
-
-    def within(self, index: int) -> Marks:
-        """The marks of item `index` of a top-level list, as a document of its own."""
-        inner = [{p[1:]: m for p, m in table.items() if p[:1] == (index,)} for table in (self.values, self.keys)]
-        return Marks(self.name, *inner)
-
-    def at(self, path: Path_, key: bool = False) -> str:
-        table = self.keys if key else self.values
-        while path not in table and path:
-            path = path[:-1]
-        mark = table.get(path) or self.values.get(())
-        return f"{self.name}:{mark.line + 1}:{mark.column + 1}" if mark else self.name
 
 
 def dotted(path: Iterable[str | int]) -> str:
@@ -66,13 +48,21 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: one problem stays one line
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class Problems:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def add(self, where: str, message: str, path: Iterable[str | int] = ()) -> None:
         p = dotted(path)
-        self.lines.append(f"{where}: {p}: {message}" if p else f"{where}: {message}")
+        self.lines.append(one_line(f"{where}: {p}: {message}" if p else f"{where}: {message}"))
 
     def raise_if_any(self) -> None:
         if self.lines:
@@ -84,8 +74,32 @@ class Problems:
 
 # ---- reading ----
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_LIMIT = f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
 
-def _decode(name: str, raw: bytes) -> str:
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"not a regular file ({kind}); only regular files and - (standard input) are read"
+
+
+def _bounded(stream: BinaryIO) -> bytes:
+    """At most the limit: one byte more tells that the source is too large, without reading it all."""
+    raw = stream.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {_LIMIT}")
+    return raw
+
+
+def _decode(raw: bytes) -> str:
     if b"\x00" in raw:
         raise ValueError("not a text file (binary content)")
     try:
@@ -96,153 +110,108 @@ def _decode(name: str, raw: bytes) -> str:
         raise ValueError(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at line {line}, column {col})") from None
 
 
-def read_text(path: Path, shown: str) -> str:
-    """Read a whole text file as UTF-8, refusing binary or oversized content."""
+def read_bytes(path: Path) -> bytes:
+    """The content of a regular file, at most the limit; anything else is a ValueError for people.
+
+    The type is checked before opening (opening a FIFO for reading would wait for a writer) and again
+    on the open descriptor, opened non-blocking, so a file swapped in between cannot make us hang.
+    """
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ValueError(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-        raw = path.read_bytes()
+        problem = _not_regular(os.stat(path).st_mode)
+        if problem:
+            raise ValueError(problem)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+        with open(os.open(path, flags), "rb") as f:
+            problem = _not_regular(os.fstat(f.fileno()).st_mode)
+            if problem:
+                raise ValueError(problem)
+            return _bounded(f)
     except FileNotFoundError:
         raise ValueError("no such file") from None
-    except IsADirectoryError:
-        raise ValueError("is a directory") from None
     except OSError as e:
         raise ValueError(e.strerror or str(e)) from None
-    return _decode(shown, raw)
+
+
+def read_text(path: Path, shown: str = "") -> str:
+    """Read a whole regular text file as UTF-8, refusing binary, oversized or special files."""
+    return _decode(read_bytes(path))
+
+
+def read_stdin(stdin: BinaryIO | None = None) -> str:
+    stream = stdin or sys.stdin.buffer
+    if stream.isatty():
+        raise ValueError("standard input is a terminal: pipe or redirect a file into it")
+    return _decode(_bounded(stream))
+
+
+def _files_under(directory: Path, problems: Problems) -> Iterator[tuple[str, Path | None]]:
+    found = False
+    for f in sorted(directory.rglob("*")):
+        if f.suffix.lower() not in SUFFIXES:
+            continue
+        try:
+            mode = f.stat().st_mode
+        except OSError as e:
+            problems.add(str(f), f"cannot read: {e.strerror or e}")
+            continue
+        if stat.S_ISDIR(mode):  # its files are listed on their own
+            continue
+        problem = _not_regular(mode)
+        if problem:
+            problems.add(str(f), problem)
+            continue
+        found = True
+        yield str(f), f
+    if not found:
+        problems.add(str(directory), "directory has no *.yaml, *.yml or *.json files")
 
 
 def expand(paths: Iterable[str], problems: Problems) -> Iterator[tuple[str, Path | None]]:
-    """Yield (shown name, path) for each input; directories give their files in sorted order."""
+    """Yield (shown name, path) for each input, None for stdin; directories give their files in sorted order."""
     for p in paths:
         if p == STDIN:
             yield "<stdin>", None
             continue
         path = Path(p)
-        if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.suffix.lower() in SUFFIXES and f.is_file())
-            if not files:
-                problems.add(p, "directory has no *.yaml, *.yml or *.json files")
-            for f in files:
-                yield str(f), f
-        elif not path.exists():
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+        except FileNotFoundError:
             problems.add(p, "no such file or directory")
+            continue
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+            problems.add(p, f"cannot read: {getattr(e, 'strerror', None) or e}")
+            continue
+        if is_dir:
+            yield from _files_under(path, problems)
         else:
             yield p, path
 
 
-def read_sources(paths: Iterable[str], problems: Problems, stdin: Any = None) -> list[Source]:
+def read_sources(paths: Iterable[str], problems: Problems, stdin: BinaryIO | None = None) -> list[Source]:
     sources = []
-    for shown, path in expand(paths, problems):
+    for name, path in expand(paths, problems):
         try:
             if path is None:
-                raw = (stdin or sys.stdin.buffer).read(MAX_FILE_BYTES + 1)
-                if len(raw) > MAX_FILE_BYTES:
-                    raise ValueError("input larger than 8 MiB")
-                sources.append(Source(shown, Path.cwd(), _decode(shown, raw)))
+                # a document read from stdin names its templates relative to the current directory
+                sources.append(Source(name, Path.cwd().resolve(), read_stdin(stdin)))
             else:
-                sources.append(Source(shown, path.parent, read_text(path, shown)))
+                sources.append(Source(name, path.parent.resolve(), read_text(path)))
         except ValueError as e:
-            problems.add(shown, str(e))
+            problems.add(name, str(e))
     return sources
 
 
-# ---- YAML nodes -> plain data with marks ----
-
-
-class _Walker:
-    def __init__(self, marks: Marks) -> None:
-        self.marks = marks
-        self.constructor = yaml.constructor.SafeConstructor()
-        self.count = 0
-
-    def walk(self, node: Node, path: Path_) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise ValueError(f"document expands to more than {MAX_NODES} nodes (alias bomb?)")
-        self.marks.values.setdefault(path, node.start_mark)
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
-            return [self.walk(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        value = self.constructor.construct_object(node, deep=True)
-        return _join_surrogates(value, node) if isinstance(value, str) else value
-
-    def _mapping(self, node: MappingNode, path: Path_) -> dict[Any, Any]:
-        merged: dict[Any, Any] = {}
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                for src in sources:
-                    value = self.walk(src, path)
-                    if not isinstance(value, dict):
-                        raise yaml.MarkedYAMLError(
-                            problem="a merge key (<<) needs a mapping", problem_mark=src.start_mark
-                        )
-                    merged = {**value, **merged}
-                continue
-            if not isinstance(key_node, ScalarNode):
-                raise yaml.MarkedYAMLError(
-                    problem="mapping keys must be plain values", problem_mark=key_node.start_mark
-                )
-            key = self.constructor.construct_object(key_node, deep=True)
-            if key in out:
-                first = self.marks.keys[(*path, key)]
-                raise yaml.MarkedYAMLError(
-                    problem=f"duplicate key {key!r} (first defined at line {first.line + 1}, column {first.column + 1})",
-                    problem_mark=key_node.start_mark,
-                )
-            self.marks.keys[(*path, key)] = key_node.start_mark
-            out[key] = self.walk(value_node, (*path, key))
-        return {**merged, **out}
-
-
-def _join_surrogates(value: str, node: Node) -> str:
-    """JSON escapes such as "\\ud83d\\ude00" arrive as two surrogates: join pairs, refuse lone halves."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in value):
-        return value
-    try:
-        return value.encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeDecodeError:
-        raise yaml.MarkedYAMLError(
-            problem="text contains a lone UTF-16 surrogate escape", problem_mark=node.start_mark
-        ) from None
-
-
 def parse_documents(source: Source, problems: Problems) -> list[tuple[Any, Marks]]:
-    """Parse every document of one source; syntax problems are recorded, not raised."""
+    """Every document of one source (each item of a top-level list is one); problems are recorded, not raised."""
     is_json = source.name.lower().endswith(".json")
-    if is_json:
-        try:
-            json.loads(source.text)
-        except json.JSONDecodeError as e:
-            problems.add(f"{source.name}:{e.lineno}:{e.colno}", f"invalid JSON: {e.msg}")
-            return []
-    docs: list[tuple[Any, Marks]] = []
     try:
-        # libyaml is ~10x faster, but refuses the escaped surrogate pairs that JSON writers emit for emoji
-        fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        loader = (yaml.SafeLoader if is_json else fast)(source.text)
-        try:
-            while loader.check_node():
-                node = loader.get_node()
-                if node is None:
-                    continue
-                marks = Marks(source.name)
-                docs.append((_Walker(marks).walk(node, ()), marks))
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source.name}:{mark.line + 1}:{mark.column + 1}" if mark else source.name
-        problems.add(where, f"invalid {'JSON' if is_json else 'YAML'}: {e.problem or e.context}")
+        docs = list(documents(source.name, source.text, is_json))
+    except ParseError as e:
+        where = source.name if e.pos is None else f"{source.name}:{shown(e.pos)}"
+        problems.add(where, f"invalid {'JSON' if is_json else 'YAML'}: {e.message}")
         return []
-    except (yaml.YAMLError, ValueError) as e:
-        problems.add(source.name, f"invalid YAML: {e}")
-        return []
-    except RecursionError:
-        problems.add(source.name, "invalid YAML: nesting too deep")
+    except RecursionError:  # pragma: no cover - the parsers refuse deep nesting before Python's limit
+        problems.add(source.name, f"invalid {'JSON' if is_json else 'YAML'}: nesting too deep")
         return []
     if not docs:
         problems.add(source.name, "empty: no documents (expected targetGroupId and targets)")
@@ -288,6 +257,8 @@ def _describe(err: Any) -> str:
     extra = ""
     if kind == "string_type" and isinstance(err.get("input"), (int, float, bool)):
         extra = "; quote it to keep it as text"
+    elif kind == "bool_type" and isinstance(err.get("input"), str):
+        extra = "; write true or false (YAML 1.2 reads yes, no, on and off as text)"
     return f"{msg}, got {_short(err.get('input'))}{extra}"
 
 
@@ -304,37 +275,78 @@ def validate_document(data: Any, marks: Marks, problems: Problems) -> DocumentIn
         return None
 
 
-def _template(source: Source, marks: Marks, path: Path_, name: str, problems: Problems) -> str | None:
-    where = marks.at(path)
-    target = (source.base / name).resolve()
+def _confined(base: Path, name: str) -> Path:
+    """`name` resolved (symlinks too) inside `base`, so that a file cannot pull in files from elsewhere."""
+    if "\x00" in name:
+        raise ValueError("the path contains a NUL character")
+    if Path(name).anchor:
+        raise ValueError("absolute paths are refused: give a path relative to the directory of this file")
     try:
-        return read_text(target, name)
-    except ValueError as e:
-        problems.add(where, f"cannot read {name}: {e}", path)
-        return None
+        target = (base / name).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        raise ValueError(str(getattr(e, "strerror", None) or e)) from None
+    if not target.is_relative_to(base):
+        raise ValueError(f"it resolves outside {base}; template files must stay inside the directory of this file")
+    return target
+
+
+class Templates:
+    """Template files named in documents: confined, read once each, each problem reported once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[Path, str], str | ValueError] = {}
+        self.reported: set[tuple[str, Path_]] = set()
+
+    def _read(self, base: Path, name: str) -> str:
+        found = self.cache.get((base, name))
+        if found is None:
+            try:
+                found = read_text(_confined(base, name))
+            except ValueError as e:
+                found = e
+            self.cache[(base, name)] = found
+        if isinstance(found, ValueError):
+            raise found
+        return found
+
+    def text(self, source: Source, marks: Marks, path: Path_, name: str, problems: Problems) -> str | None:
+        try:
+            return self._read(source.base, name)
+        except ValueError as e:
+            where = marks.at(path)
+            if (where, path) not in self.reported:  # a file named in defaults is one problem, not one per item
+                self.reported.add((where, path))
+                problems.add(where, f"cannot read {name}: {e}", path)
+            return None
+
+
+_PAIRED = frozenset(k for pair in EXCLUSIVE for k in pair)
+_TEMPLATE_FILES = (("messageTemplate", "messageTemplateFile"), ("subjectTemplate", "subjectTemplateFile"))
 
 
 def _slot(fields: dict[str, Any], pair: tuple[str, str]) -> dict[str, Any]:
     return {k: fields[k] for k in pair if fields.get(k) is not None}
 
 
-def to_desired(doc: DocumentIn, source: Source, marks: Marks, problems: Problems) -> list[Desired]:
+def to_desired(
+    doc: DocumentIn, source: Source, marks: Marks, problems: Problems, templates: Templates
+) -> list[Desired]:
     defaults = doc.defaults.model_dump(exclude_none=True) if doc.defaults else {}
+    unpaired_defaults = {k: v for k, v in defaults.items() if k not in _PAIRED}
     out = []
     for ti, target in enumerate(doc.targets):
         for ci, comm in enumerate(target.communications):
             path: Path_ = ("targets", ti, "communications", ci)
             own = comm.model_dump(exclude_none=True)
-            merged: dict[str, Any] = {k: v for k, v in defaults.items() if not any(k in p for p in EXCLUSIVE)}
+            merged: dict[str, Any] = dict(unpaired_defaults)
             for pair in EXCLUSIVE:  # a pair given here replaces the same pair from defaults
                 merged.update(_slot(own, pair) or _slot(defaults, pair))
-            merged.update({k: v for k, v in own.items() if not any(k in p for p in EXCLUSIVE)})
-            for field_ in ("messageTemplate", "subjectTemplate"):
-                name = merged.pop(f"{field_}File", None)
+            merged.update({k: v for k, v in own.items() if k not in _PAIRED})
+            for field_, file_field in _TEMPLATE_FILES:
+                name = merged.pop(file_field, None)
                 if name is not None:
-                    from_defaults = f"{field_}File" not in own
-                    fpath: Path_ = ("defaults", f"{field_}File") if from_defaults else (*path, f"{field_}File")
-                    text = _template(source, marks, fpath, name, problems)
+                    fpath: Path_ = (*path, file_field) if file_field in own else ("defaults", file_field)
+                    text = templates.text(source, marks, fpath, name, problems)
                     if text is not None:
                         merged[field_] = text
             channel = merged.pop("channelId", None) or merged.pop("channel", None)
@@ -370,18 +382,29 @@ def check_duplicates(items: list[Desired], problems: Problems) -> None:
             seen[key] = d
 
 
-def load(paths: Iterable[str], stdin: Any = None) -> list[Desired]:
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading makes many objects that all stay alive: full passes of the cyclic collector over them are pure cost."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load(paths: Iterable[str], stdin: BinaryIO | None = None) -> list[Desired]:
     """Load and validate every input; raise one InputError listing all problems found."""
     problems = Problems()
+    templates = Templates()
     items: list[Desired] = []
-    for source in read_sources(paths, problems, stdin):
-        for data, marks in parse_documents(source, problems):
-            # A top-level list holds several documents: handy in JSON, which has no `---`.
-            parts = [(d, marks.within(i)) for i, d in enumerate(data)] if isinstance(data, list) else [(data, marks)]
-            for part, part_marks in parts:
-                doc = validate_document(part, part_marks, problems)
+    with _collector_paused():
+        for source in read_sources(paths, problems, stdin):
+            for data, marks in parse_documents(source, problems):
+                doc = validate_document(data, marks, problems)
                 if doc:
-                    items += to_desired(doc, source, part_marks, problems)
-    check_duplicates(items, problems)
+                    items += to_desired(doc, source, marks, problems, templates)
+        check_duplicates(items, problems)
     problems.raise_if_any()
     return items
