@@ -1,11 +1,41 @@
-"""Start-up stays light: the CLI module does not import the heavy libraries, --version skips Typer."""
+"""Start-up stays light (SPEC section 9: commands import only what they use).
+
+Each case runs commctl's real entry point in a fresh interpreter and lists the heavy libraries that
+were loaded by the time it ended. `--help` of every command loads none of them (beyond what Typer
+itself loads to print a help); each real command loads only the ones its job needs.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-HEAVY = ("httpx", "httpcore", "pydantic", "yaml", "rich")
+import pytest
+import typer
+
+from commctl.cli import app
+
+from .conftest import SAMPLES, Sandbox
+
+HEAVY = ("httpx", "httpcore", "h11", "pydantic", "pydantic_core", "yaml", "rich")
+HTTP = ("httpx", "httpcore", "h11")
+
+PROBE = """
+import json, sys
+sys.argv = ["commctl", *json.loads(sys.argv[1])]
+code = 0
+try:
+    {main}
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 1
+sys.stdout.flush()
+print("\\n" + json.dumps({{"code": code, "modules": sorted({{m.split(".")[0] for m in sys.modules}})}}), file=sys.stderr)
+"""
+COMMCTL_MAIN = "from commctl.__main__ import main; main()"
 
 
 def loaded_after(code: str) -> set[str]:
@@ -14,8 +44,48 @@ def loaded_after(code: str) -> set[str]:
     return set(out.split())
 
 
+def run_probe(args: list[str], main: str = COMMCTL_MAIN, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    """Run `commctl ARGS` in a fresh interpreter: (exit code, top-level modules loaded by the end)."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(main=main), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    report = json.loads(out.stderr.strip().splitlines()[-1])
+    return report["code"], set(report["modules"])
+
+
+def heavy(modules: set[str]) -> set[str]:
+    return modules & set(HEAVY)
+
+
+@functools.cache
+def typer_help_baseline() -> set[str]:
+    """What Typer itself loads to print a subcommand's help (typer 0.29 loads pydantic for that)."""
+    bare = (
+        "import typer; app = typer.Typer(); app.command()(lambda x: None); "
+        "app.command('other')(lambda y: None); app(prog_name='bare')"
+    )
+    code, modules = run_probe(["<lambda>", "--help"], main=bare)
+    assert code == 0
+    return heavy(modules)
+
+
+def every_command(group: typer.core.TyperGroup | None = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    group = group or typer.main.get_group(app)
+    out: list[tuple[str, ...]] = []
+    for name, cmd in sorted(group.commands.items()):
+        if isinstance(cmd, typer.core.TyperGroup):
+            out += every_command(cmd, (*prefix, name))
+        else:
+            out.append((*prefix, name))
+    return out
+
+
 def test_importing_the_cli_loads_no_heavy_module() -> None:
-    assert loaded_after("import commctl.cli") & set(HEAVY) == set()
+    assert heavy(loaded_after("import commctl.cli")) == set()
 
 
 def test_version_does_not_even_import_typer() -> None:
@@ -49,3 +119,74 @@ def test_top_level_help_lists_every_command() -> None:
     ):
         assert f"  {name} " in out.stdout, name
     assert "\x1b[" not in out.stdout
+
+
+def test_the_command_list_is_complete() -> None:
+    names = {c[0] for c in every_command()}
+    assert {"upsert", "show", "validate", "diff", "sandbox", "config"} <= names, names
+
+
+@pytest.mark.parametrize("command", [*every_command(), ()], ids=lambda c: " ".join(c) or "commctl")
+def test_help_loads_no_heavy_module(command: tuple[str, ...]) -> None:
+    code, modules = run_probe([*command, "--help"])
+    assert code == 0
+    assert heavy(modules) - typer_help_baseline() == set()
+
+
+def test_typer_is_a_version_that_keeps_help_light() -> None:
+    """pyproject pins typer to 0.28: 0.29 builds pydantic adapters for every parameter, older ones load Rich."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    pin = re.search(r'"typer([^"]*)"', text)
+    assert pin is not None and pin.group(1).startswith(">=0.28,<0.29"), pin
+
+
+# Offline commands: (args, what they may not load). Files need yaml and the input models; no HTTP,
+# and Rich only for tables.
+OFFLINE = [
+    (["validate", str(SAMPLES)], {*HTTP, "rich"}),
+    (["validate", str(SAMPLES), "-o", "json"], {*HTTP, "rich"}),
+    (["show", "-f", str(SAMPLES), "-o", "json"], {*HTTP, "rich"}),
+    (["schema"], {*HTTP, "rich", "yaml"}),
+    (["config", "show", "-o", "json"], {*HTTP, "rich", "yaml"}),
+]
+
+
+@pytest.mark.parametrize(("args", "forbidden"), OFFLINE, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_offline_commands_load_only_what_they_use(args: list[str], forbidden: set[str], tmp_path: Path) -> None:
+    code, modules = run_probe(args, env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert code == 0
+    assert modules & forbidden == set()
+
+
+def live_cases(comms: Path) -> list[tuple[list[str], set[str]]]:
+    """Live commands: HTTP always; yaml only to read or write files; Rich only for tables."""
+    one = ["upsert", "-g", "4100", "-t", "5200", "--type", "START", "-c", "2", "--message", "hi"]
+    return [
+        (["show", "-g", "4100", "-o", "json"], {"yaml", "rich"}),
+        (["show", "-g", "4100", "-t", "5200"], {"yaml"}),
+        (["channels", "-o", "json"], {"yaml", "rich"}),
+        (["groups", "-o", "json"], {"yaml", "rich"}),
+        (["targets", "-g", "4100", "-o", "json"], {"yaml", "rich"}),
+        ([*one, "-o", "json"], {"yaml", "rich"}),
+        ([*one, "--dry-run", "-o", "json"], {"yaml", "rich"}),
+        (["deactivate", "-g", "4100", "-t", "5200", "--dry-run", "-o", "json"], {"yaml", "rich"}),
+        (["diff", "-f", str(comms), "-o", "json"], {"rich"}),
+        (["upsert", "-f", str(comms), "-o", "json"], {"rich"}),
+        (["export", "-g", "4100"], {"rich"}),
+    ]
+
+
+def test_live_commands_load_only_what_they_use(sandbox: Sandbox, tmp_path: Path) -> None:
+    comms = tmp_path / "comms.yaml"
+    comms.write_text(
+        "targetGroupId: 4100\ntargets:\n- targetId: 5201\n  communications:\n"
+        "  - {communicationType: FINISH, channelId: 2, messageTemplate: bye}\n"
+    )
+    env = {**sandbox.env, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    for args, forbidden in live_cases(comms):
+        code, modules = run_probe(args, env=env)
+        assert code in (0, 7), args
+        assert set(HTTP) <= modules, args  # the probe really talked to the server
+        assert modules & forbidden == set(), args

@@ -136,8 +136,6 @@ def _is_loopback(hostname: str) -> bool:
 
 
 def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -146,6 +144,8 @@ def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
+    import yaml  # only when there is a config file to read
+
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:

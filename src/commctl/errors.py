@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from enum import IntEnum
+
+MAX_PROBLEMS = 50
 
 
 class ExitCode(IntEnum):
@@ -83,3 +87,34 @@ class UnavailableError(ApiError):
 
     exit_code = ExitCode.UNAVAILABLE
     kind = "unavailable"
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: one problem stays one line
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, where: str, message: str, path: Iterable[str | int] = ()) -> None:
+        p = dotted(path)
+        self.lines.append(one_line(f"{where}: {p}: {message}" if p else f"{where}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            shown = self.lines[:MAX_PROBLEMS]
+            if len(self.lines) > MAX_PROBLEMS:
+                shown.append(f"... and {len(self.lines) - MAX_PROBLEMS} more problems")
+            raise InputError(shown, hint="fix the file(s) and run `commctl validate` to check them offline")

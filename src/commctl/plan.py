@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .client import Client
 from .domain import Action
-from .errors import ApiError, ExitCode, UnavailableError
-from .loader import Problems
+from .errors import ApiError, ExitCode, Problems, UnavailableError
 from .models import CREATE_DEFAULTS, VALUE_FIELDS, Communication, Desired, Item
+
+if TYPE_CHECKING:  # the client (httpx) is imported by whoever makes one, not by planning
+    from .client import Client
 
 Key = tuple[int, int]
 T = TypeVar("T")

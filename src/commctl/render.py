@@ -5,14 +5,14 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
-
-from rich import box
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .domain import BASE_ACTIONS, Action
 from .models import VALUE_FIELDS, Communication, Desired, Item
+
+if TYPE_CHECKING:  # Rich loads only when a table is drawn: JSON, YAML and Markdown output never need it
+    from rich.table import Table
+    from rich.text import Text
 
 LONG = 60
 
@@ -50,6 +50,9 @@ def results_doc(items: list[Item], with_changes: bool = False) -> dict[str, Any]
 
 
 def _table(*columns: str, plain: bool) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for c in columns:
         table.add_column(c, overflow="fold")
@@ -118,6 +121,8 @@ def _cells(c: dict[str, Any], names: dict[int, str], columns: tuple[str, ...] = 
 
 def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
     """The `show` columns of each result, with the action in front and what changed (or failed) last."""
+    from rich.text import Text
+
     table = _table("action", *SHOW_COLUMNS, "changed / error", plain=plain)
     for i in items:
         if i.error:
@@ -183,6 +188,8 @@ def text_diff(before: str, after: str) -> str:
 
 
 def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
+    from rich.text import Text
+
     table = _table("action", "group", "target", "type", "channel", "field", "live", "desired", plain=plain)
     for i in items:
         head: list[Text | str] = [

@@ -1,23 +1,26 @@
-"""The commands that only read: show, validate, export, discovery (channels, groups, targets), schema."""
+"""The commands that only read: show, validate, export, discovery (channels, groups, targets), schema.
+
+Each command imports what it uses when it runs: `validate` never loads the HTTP client, `show` never
+loads the file loader, and JSON output never loads Rich (start-up is a feature: SPEC section 9).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import plan as planner
 from .. import render
 from ..errors import ApiError, UsageError
-from ..export import export_doc, export_yaml
-from ..loader import load
-from ..models import Communication, json_schema
 from ..runtime import Run
-from ..templates import check
-from .write import load_files, target_ids_of, warn
+
+if TYPE_CHECKING:
+    from ..models import Communication
 
 
 def show_files(run: Run, files: list[str]) -> int:
+    from .write import load_files
+
     desired = load_files(run, files)
     run.emit(render.desired_doc(desired), lambda: render.desired_table(desired, run.plain))
     return 0
@@ -31,6 +34,9 @@ def _channel_names(client: Any) -> dict[int, str]:
 
 
 def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]:
+    from .. import plan as planner
+    from .write import target_ids_of
+
     client = run.client()
     target_ids = targets or target_ids_of(client, group)
     keys = [(group, t) for t in dict.fromkeys(target_ids)]
@@ -54,6 +60,10 @@ def show_live(run: Run, group: int, targets: list[int]) -> int:
 
 
 def validate(run: Run, paths: list[str]) -> int:
+    from ..loader import load
+    from ..templates import check
+    from .write import warn
+
     desired = load(paths)
     warnings = check(desired)
     warn(run, warnings, run.write.strict)
@@ -70,6 +80,8 @@ def validate(run: Run, paths: list[str]) -> int:
 
 
 def export(run: Run, group: int, targets: list[int], out: Path | None) -> int:
+    from ..export import export_doc, export_yaml
+
     doc = export_doc(group, _live_comms(run, group, targets))
     if not doc["targets"]:
         run.note(f"warning: target group {group} has no communications to export")
@@ -111,5 +123,7 @@ def discover(run: Run, what: str, group: int | None = None) -> int:
 
 
 def schema(run: Run) -> int:
+    from ..models import json_schema
+
     run.out_stream.write(json.dumps(json_schema(), indent=2) + "\n")
     return 0

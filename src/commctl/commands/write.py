@@ -9,8 +9,7 @@ from typing import Any
 from .. import plan as planner
 from .. import render
 from ..domain import Action
-from ..errors import ApiError, ExitCode, InputError, UsageError
-from ..loader import Problems, load, read_text
+from ..errors import ApiError, ExitCode, InputError, Problems, UsageError
 from ..models import Desired, Item
 from ..runtime import Run
 from ..templates import check
@@ -19,6 +18,8 @@ from ..templates import check
 def load_files(run: Run, paths: list[str]) -> list[Desired]:
     if "-" in paths and run.conn.reads_stdin:
         raise UsageError("standard input cannot carry both a file (-f -) and a secret (--*-stdin)")
+    from ..loader import load  # YAML and the input models load only when there are files
+
     return load(paths)
 
 
@@ -45,6 +46,8 @@ def desired_from_flags(
         if text is not None and path is not None:
             raise UsageError(f"give {flag} or {flag}-file, not both")
         if path is not None:
+            from ..loader import read_text
+
             try:
                 text = read_text(path, str(path))
             except ValueError as e:
