@@ -34,7 +34,9 @@ app = typer.Typer(
 sandbox_app = typer.Typer(help="Run the local emulator of the API.", no_args_is_help=True, rich_markup_mode=None)
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sandbox_app, name="sandbox")
+auth_app = typer.Typer(help="Credentials in use and the OAuth token cache.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
+app.add_typer(auth_app, name="auth")
 
 
 def _comm_types(value: Any) -> Any:
@@ -496,6 +498,22 @@ def config_show(run: "Run") -> int:
     from .commands import config
 
     return config.show(run)
+
+
+@command(auth_app, name="status")
+def auth_status(run: "Run") -> int:
+    """Show which credentials would be used, where they came from, and the cached OAuth token (no secrets)."""
+    from .commands import auth
+
+    return auth.status(run)
+
+
+@command(auth_app, api=False, name="logout")
+def auth_logout(run: "Run") -> int:
+    """Forget the cached OAuth tokens (the next run asks the token endpoint again)."""
+    from .commands import auth
+
+    return auth.logout(run)
 
 
 Db = Annotated[

@@ -193,6 +193,17 @@ def to_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
 
 
+SANDBOX_URL = "http://sandbox.invalid"  # the in-process sandbox's stand-in URL (and its token-cache host)
+
+
+def api_base(settings: Any) -> tuple[str, bool]:
+    """The API root URL (exit 4 without a host) and whether it is the in-process sandbox."""
+    from .config import SANDBOX
+
+    base = settings.base_url()
+    return (SANDBOX_URL, True) if base == SANDBOX else (base.rstrip("/"), False)
+
+
 def credential_scheme(settings: Any, in_process: bool = False) -> str:
     """Which credentials a command would use: token, oauth, basic or sandbox (exit 4 for none or half a pair)."""
     get = settings.get
@@ -241,15 +252,13 @@ def make_client(
     settings: Any, log: Callable[[str], None] | None = None, concurrency: int = DEFAULT_CONCURRENCY
 ) -> Any:
     from .client import Client
-    from .config import SANDBOX
 
-    base = settings.base_url()
+    base, in_process = api_base(settings)
     transport = None
-    in_process = base == SANDBOX
     if in_process:
         from .sandbox.app import in_process_transport
 
-        transport, base = in_process_transport(), "http://sandbox.invalid"
+        transport = in_process_transport()
     auth = make_auth(settings, credential_scheme(settings, in_process))
     get = settings.get
     backoff = float(os.environ.get("COMMCTL_RETRY_BACKOFF") or 0.5)
