@@ -47,6 +47,14 @@ def test_upsert_files_then_rerun_sends_nothing(cli: Cli, sandbox: Sandbox) -> No
         "communicationType": "REMINDER",
         "channelId": 1,
         "action": "created",
+        "before": None,
+        "changes": {
+            "sender": {"from": None, "to": "BRANDSMS"},
+            "subjectTemplate": {"from": None, "to": ""},
+            "messageTemplate": {"from": None, "to": "3 days left to reach your summer target!"},
+            "offsetDays": {"from": None, "to": 3},
+            "active": {"from": None, "to": True},
+        },
         "error": None,
     }
     assert strip(row["communication"]) == {
@@ -179,7 +187,12 @@ def test_show_files_offline_needs_no_host(cli: Cli, monkeypatch: Any) -> None:
 
 def test_deactivate_then_activate(cli: Cli, sandbox: Sandbox) -> None:
     assert cli("upsert", "-f", SUMMER).code == 0
-    off = cli("deactivate", "-g", "4100", "-o", "json")
+    guarded = cli("deactivate", "-g", "4100", "-o", "json")
+    assert guarded.code == 2, guarded  # a whole group needs --all
+    assert "--all" in guarded.stderr
+    assert [c["active"] for c in live(cli, 4100)].count(True) == 4
+
+    off = cli("deactivate", "-g", "4100", "--all", "-o", "json")
     assert off.code == 0, off
     assert off.json()["summary"] == {"created": 0, "updated": 4, "unchanged": 1, "failed": 0}
     assert [c["active"] for c in live(cli, 4100)] == [False] * 5

@@ -55,7 +55,8 @@ def test_diff_exit_codes_and_json_changes(cli: Cli, sandbox: Sandbox, tmp_path: 
     }
     start = by[(5200, "START", 2)]["changes"]["messageTemplate"]
     assert "5000" in start["from"] and "6000" in start["to"]
-    assert by[(5201, "FINISH", 2)]["action"] == "would-create" and by[(5201, "FINISH", 2)]["changes"] == {}
+    assert by[(5201, "FINISH", 2)]["action"] == "would-create" and by[(5201, "FINISH", 2)]["before"] is None
+    assert by[(5201, "FINISH", 2)]["changes"]["messageTemplate"] == {"from": None, "to": "Bye"}
     assert by[(5201, "START", 2)] == {**by[(5201, "START", 2)], "action": "unchanged", "changes": {}}
 
 

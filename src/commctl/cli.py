@@ -242,9 +242,22 @@ WRITE_OPTIONS = {
             Annotated[bool, typer.Option("--strict", rich_help_panel=WRITE, help="Treat template warnings as errors.")],
             False,
         ),
+        _opt(
+            "plan_out",
+            Annotated[
+                Optional[str],
+                typer.Option(
+                    "--plan-out",
+                    metavar="PLAN",
+                    rich_help_panel=WRITE,
+                    help="With --dry-run (or diff): save the exact change set for `commctl apply PLAN`.",
+                ),
+            ],
+        ),
     )
 }
 WRITES = tuple(WRITE_OPTIONS)  # every write option: upsert, activate, deactivate
+UNDO = ("dry_run", "force", "concurrency", "report")  # restore and apply; restore's --force overwrites conflicts
 
 
 def command(
@@ -393,7 +406,7 @@ def upsert(
     return write.upsert(run, [desired])
 
 
-@command(write=("report", "strict", "concurrency"))
+@command(write=("report", "strict", "concurrency", "plan_out"))
 def diff(run: "Run", files: Files = None) -> int:
     """Compare files with the live state field by field; exit 7 when they differ."""
     from .commands import write
@@ -409,10 +422,13 @@ def _switch(active: bool, name: str, doc: str) -> None:
         types: Types = None,
         channels: Channels = None,
         files: Files = None,
+        everything: Annotated[
+            bool, typer.Option("--all", help="Allow changing every communication of the group (only --group given).")
+        ] = False,
     ) -> int:
         from .commands import write
 
-        return write.set_active(run, active, group, targets or [], types or [], channels or [], files or [])
+        return write.set_active(run, active, group, targets or [], types or [], channels or [], files or [], everything)
 
     switch.__name__, switch.__doc__ = name, doc
     command(write=WRITES)(switch)
@@ -514,6 +530,59 @@ def auth_logout(run: "Run") -> int:
     from .commands import auth
 
     return auth.logout(run)
+
+
+Groups = Annotated[
+    Optional[list[int]], typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id (repeatable).")
+]
+
+
+@command(api=False)
+def history(
+    run: "Run",
+    groups: Groups = None,
+    targets: Targets = None,
+    types: Types = None,
+    run_id: Annotated[Optional[str], typer.Option("--run", metavar="RUN_ID", help="Only this run.")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", "-n", min=1, metavar="N", help="At most N entries.")
+    ] = None,
+) -> int:
+    """Show the journal of writes, newest first [journal: $XDG_STATE_HOME/commctl/journal or COMMCTL_JOURNAL_DIR]."""
+    from .commands import journal
+
+    return journal.history(run, groups or [], targets or [], types or [], run_id, limit)
+
+
+@command(write=UNDO)
+def restore(
+    run: "Run",
+    run_id: Annotated[
+        Optional[str], typer.Argument(metavar="[RUN_ID]", help="A run id from `commctl history`.")
+    ] = None,
+    source: Annotated[
+        Optional[str], typer.Option("--from", metavar="FILE", help="A journal file or a --report file instead.")
+    ] = None,
+    groups: Groups = None,
+    targets: Targets = None,
+    types: Types = None,
+) -> int:
+    """Put back what a run overwrote (what it created is deactivated); items changed since are conflicts (exit 5)."""
+    from .commands import journal
+
+    if (run_id is None) == (source is None):
+        raise UsageError("give a RUN_ID or --from FILE (one of them)", hint="`commctl history` lists the runs")
+    return journal.restore(run, run_id, source, groups or [], targets or [], types or [])
+
+
+@command(write=UNDO)
+def apply(
+    run: "Run", plan: Annotated[str, typer.Argument(metavar="PLAN", help="A plan from `diff --plan-out`.")]
+) -> int:
+    """Apply a saved plan exactly; items whose live value moved since the plan are conflicts (exit 5, not sent)."""
+    from .commands import journal
+
+    return journal.apply(run, plan)
 
 
 Db = Annotated[

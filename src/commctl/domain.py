@@ -22,6 +22,9 @@ class Action(StrEnum):
     FAILED = "failed"
     WOULD_CREATE = "would-create"
     WOULD_UPDATE = "would-update"
+    SKIPPED = "skipped"  # never attempted: the run was interrupted or stopped by a fatal error
+    CONFLICT = "conflict"  # apply/restore: the live value moved since the plan or run; not sent
+    UNKNOWN = "unknown"  # the write's answer was lost and reading it back failed too
 
     @property
     def would(self) -> Action:
@@ -29,13 +32,13 @@ class Action(StrEnum):
         return Action.WOULD_CREATE if self is Action.CREATE else Action.WOULD_UPDATE
 
     @property
-    def done(self) -> Action:
-        """The outcome of a planned action that the server accepted."""
-        return Action.CREATED if self is Action.CREATE else Action.UPDATED
-
-    @property
     def pending(self) -> bool:
         return self in (Action.WOULD_CREATE, Action.WOULD_UPDATE)
+
+    @property
+    def planned(self) -> bool:
+        """Still a plan (create, update, or a forced unchanged), not an outcome."""
+        return self in (Action.CREATE, Action.UPDATE, Action.UNCHANGED)
 
 
 BASE_ACTIONS = (Action.CREATED, Action.UPDATED, Action.UNCHANGED, Action.FAILED)

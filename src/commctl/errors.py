@@ -18,7 +18,8 @@ class ExitCode(IntEnum):
     API_REJECTED = 5
     UNAVAILABLE = 6
     DIFFERENCES = 7
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # SIGINT
+    TERMINATED = 143  # SIGTERM, e.g. a cancelled CI job
 
 
 class CommctlError(Exception):
@@ -118,3 +119,12 @@ class Problems:
             if len(self.lines) > MAX_PROBLEMS:
                 shown.append(f"... and {len(self.lines) - MAX_PROBLEMS} more problems")
             raise InputError(shown, hint="fix the file(s) and run `commctl validate` to check them offline")
+
+
+def error_dict(error: BaseException) -> dict[str, object]:
+    """`{status, code, message}` of any failure, as JSON results and reports show it."""
+    if isinstance(error, ApiError):
+        return error.as_dict()
+    if isinstance(error, CommctlError):
+        return {"status": None, "code": None, "message": error.message}
+    return {"status": None, "code": None, "message": f"internal error: {type(error).__name__}: {error}"}

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .domain import Action, CommType
-from .errors import ApiError
+from .errors import error_dict
 
 INT32_MAX = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -177,7 +177,7 @@ class Item:
     desired: dict[str, Any] | None = None  # full merged object to send
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: dict[str, Any] | None = None
-    failure: ApiError | None = None
+    failure: BaseException | None = None
 
     @property
     def key(self) -> tuple[str | None, int | None]:
@@ -186,7 +186,7 @@ class Item:
     @property
     def error(self) -> dict[str, Any] | None:
         """`{status, code, message}` of the failure, as the JSON results show it."""
-        return self.failure.as_dict() if self.failure else None
+        return error_dict(self.failure) if self.failure else None
 
 
 def json_schema() -> dict[str, Any]:

@@ -40,3 +40,4 @@ class WriteOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     report: str | None = None
     strict: bool = False
+    plan_out: str | None = None

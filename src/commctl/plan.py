@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .domain import Action
-from .errors import ApiError, ExitCode, Problems, UnavailableError
+from .domain import DEFAULT_CONCURRENCY, Action
+from .errors import ApiError, CommctlError, ExitCode, Problems, UnavailableError
 from .models import CREATE_DEFAULTS, VALUE_FIELDS, Communication, Desired, Item
 
 if TYPE_CHECKING:  # the client (httpx) is imported by whoever makes one, not by planning
     from .client import Client
 
 Key = tuple[int, int]
+# The request may have been processed with its answer lost: no answer at all, or a gateway's timeout.
+ANSWER_LOST = frozenset({None, 502, 504})
 T = TypeVar("T")
 R = TypeVar("R")
 WIRE_ORDER = ("active", "channelId", "communicationType", "messageTemplate", "offsetDays", "sender", "subjectTemplate")
@@ -33,28 +36,42 @@ def no_progress(description: str, total: int) -> Iterator[Tick]:
     yield _no_tick
 
 
-def run_all(fn: Callable[[T], R], args: Iterable[T], concurrency: int, tick: Tick = _no_tick) -> list[R]:
+def run_all(
+    fn: Callable[[T], R],
+    args: Iterable[T],
+    concurrency: int,
+    tick: Tick = _no_tick,
+    stop: threading.Event | None = None,
+) -> list[R | None]:
     """Map fn over args with a bounded pool of threads, keeping order; `tick` after each one is done.
 
-    fn handles the errors of one item itself; anything it raises (an auth failure, a bug) stops the
-    batch: what has not started yet is cancelled and the error is raised here.
+    Once `stop` is set (a signal), nothing new starts: what is in flight finishes and every item not
+    started gives None. fn handles the errors of one item itself; anything it raises (an auth failure,
+    a bug) stops the batch the same way, and is raised here once the calls in flight have finished.
     """
+    stop = stop or threading.Event()
+    fatal: list[BaseException] = []
+
+    def guarded(a: T) -> R | None:
+        if stop.is_set() or fatal:
+            return None
+        try:
+            return fn(a)
+        except Exception as e:
+            fatal.append(e)
+            return None
+        finally:
+            tick()
+
     args = list(args)
     if concurrency <= 1 or len(args) <= 1:
-        results = []
-        for a in args:
-            results.append(fn(a))
-            tick()
-        return results
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
-        futures = [pool.submit(fn, a) for a in args]
-        for done in as_completed(futures):
-            if (error := done.exception()) is not None:
-                for f in futures:
-                    f.cancel()
-                raise error
-            tick()
-        return [f.result() for f in futures]
+        results = [guarded(a) for a in args]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
+            results = list(pool.map(guarded, args))
+    if fatal:
+        raise fatal[0]
+    return results
 
 
 def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
@@ -110,9 +127,12 @@ def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:
     ]
 
 
+Live = dict[Key, list[Communication] | ApiError | None]  # None: not read (the run was stopped)
+
+
 def fetch_live(
-    client: Client, keys: Iterable[Key], concurrency: int, tick: Tick = _no_tick
-) -> dict[Key, list[Communication] | ApiError]:
+    client: Client, keys: Iterable[Key], concurrency: int, tick: Tick = _no_tick, stop: threading.Event | None = None
+) -> Live:
     """GET the communications of each target; a failing target is recorded, not raised."""
 
     def one(key: Key) -> list[Communication] | ApiError:
@@ -122,11 +142,13 @@ def fetch_live(
             return e
 
     keys = list(dict.fromkeys(keys))
-    return dict(zip(keys, run_all(one, keys, concurrency, tick), strict=True))
+    return dict(zip(keys, run_all(one, keys, concurrency, tick, stop), strict=True))
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if before.get(f) != after[f]}
+    return {
+        f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if f in after and before.get(f) != after[f]
+    }
 
 
 def _merge(item: Item, live: Communication, fields: dict[str, Any]) -> Item:
@@ -137,7 +159,7 @@ def _merge(item: Item, live: Communication, fields: dict[str, Any]) -> Item:
     return item
 
 
-def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError], create: bool = True) -> list[Item]:
+def plan(desired: list[Desired], live: Live, create: bool = True) -> list[Item]:
     """Merge each desired item over its live counterpart (SPEC section 2).
 
     With `create` false, an item with no live counterpart fails instead of being created.
@@ -155,6 +177,9 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
         item = Item(d.group, d.target, d.type, d.channel, action=Action.CREATE)
         items.append(item)
         current = live[(d.group, d.target)]
+        if current is None:
+            item.action = Action.SKIPPED
+            continue
         if isinstance(current, ApiError):
             fail(item, current)
             continue
@@ -170,16 +195,17 @@ def plan(desired: list[Desired], live: dict[Key, list[Communication] | ApiError]
                     f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it",
                 )
             item.desired = {**CREATE_DEFAULTS, **d.fields}
+            item.changes = _changes({}, item.desired)
     problems.raise_if_any()
     return items
 
 
-def plan_active(
-    live: dict[Key, list[Communication] | ApiError], active: bool, match: Callable[[Communication], bool]
-) -> list[Item]:
-    """Items that set `active` on the live communications that match."""
+def plan_active(live: Live, active: bool, match: Callable[[Communication], bool]) -> list[Item]:
+    """Items that set `active` on the live communications that match (targets not read are left out)."""
     items = []
     for (group, target), current in live.items():
+        if current is None:
+            continue
         if isinstance(current, ApiError):
             item = Item(group, target, None, None, action=Action.UPDATE)
             items.append(fail(item, current))
@@ -191,7 +217,49 @@ def plan_active(
     return items
 
 
-def fail(item: Item, error: ApiError) -> Item:
+def plan_guarded(
+    key: tuple[int, int, str, int],
+    live: Live,
+    expected: dict[str, Any] | None,
+    goal: dict[str, Any],
+    force: bool = False,
+    conflict: str = "",
+    gone_ok: bool = False,
+) -> Item:
+    """An item that sets `goal` where the live value is still `expected` (None: absent), for apply and restore.
+
+    Already at `goal` (or absent, with `gone_ok`): unchanged. Moved elsewhere since: a conflict, not
+    sent (unless `force`).
+    """
+    group, target, ctype, channel = key
+    item = Item(group, target, ctype, channel, action=Action.CREATE)
+    current = live.get((group, target))
+    if current is None:
+        item.action = Action.SKIPPED
+        return item
+    if isinstance(current, ApiError):
+        return fail(item, current)
+    match = next((c for c in current if c.key == item.key), None)
+    now = match.values() if match else None
+    if now == goal or (match is None and gone_ok):
+        if match:
+            _merge(item, match, goal)
+        item.action = Action.UNCHANGED
+        return item
+    if now != expected and not force:
+        item.action, item.live = Action.CONFLICT, match
+        item.result = match.api_dict() if match else None  # what is live now
+        moved = [f for f in VALUE_FIELDS if (now or {}).get(f) != (expected or {}).get(f)]
+        item.failure = ApiError(conflict + (f" ({', '.join(moved)} changed)" if now and expected else ""))
+        return item
+    if match is not None:
+        return _merge(item, match, goal)
+    item.desired = dict(goal)
+    item.changes = _changes({}, item.desired)
+    return item
+
+
+def fail(item: Item, error: BaseException) -> Item:
     item.action = Action.FAILED
     item.failure = error
     return item
@@ -203,19 +271,34 @@ def wire(item: Item) -> dict[str, Any]:
     return {k: full[k] for k in WIRE_ORDER}
 
 
+class Recorder(Protocol):
+    """Where a batch records each target's intent before sending it, and its outcome after (the journal)."""
+
+    def intend(self, items: Iterable[tuple[Item, Mapping[str, Any]]]) -> None: ...
+
+    def outcome(self, items: Iterable[Item]) -> None: ...
+
+
 def apply(
     client: Client,
     items: list[Item],
     *,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    journal: Recorder | None = None,
 ) -> list[Item]:
-    """Send one upsert per target that has something to send; every target is attempted."""
+    """Send one upsert per target that has something to send; every target is attempted.
+
+    With a journal, a target's intent is on disk before its request is sent. Once `stop` is set, or
+    a fatal error (an auth failure, a bug) has stopped the batch, targets not yet sent end `skipped`;
+    the fatal error is raised after every item has its outcome.
+    """
     by_target: dict[Key, list[Item]] = {}
     for item in items:
-        if item.action is Action.FAILED:
+        if not item.action.planned:  # failed, skipped or in conflict before anything was sent
             continue
         if item.action is Action.UNCHANGED and not force:
             item.result = item.live.api_dict() if item.live else None
@@ -227,26 +310,67 @@ def apply(
         by_target.setdefault((item.group, item.target), []).append(item)
 
     def send(batch: list[Item]) -> None:
+        if journal:
+            journal.intend((i, wire(i)) for i in batch)
         try:
             returned = client.upsert(batch[0].group, batch[0].target, [wire(i) for i in batch])
+        except UnavailableError as e:
+            if e.status in ANSWER_LOST:
+                _read_back(client, batch, e)
+            else:  # a definite refusal (429, 503...): nothing was written
+                for i in batch:
+                    fail(i, e)
         except ApiError as e:
             for i in batch:
                 fail(i, e)
-            return
-        by_key: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in returned}
-        for i in batch:
-            i.action = Action.CREATED if i.live is None else Action.UPDATED
-            reply = by_key.get(i.key)
-            i.result = reply.api_dict() if reply else wire(i)
+        except Exception as e:
+            for i in batch:
+                fail(i, e)
+            raise
+        else:
+            by_key: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in returned}
+            for i in batch:
+                i.action = Action.CREATED if i.live is None else Action.UPDATED
+                reply = by_key.get(i.key)
+                i.result = reply.api_dict() if reply else wire(i)
+        finally:
+            if journal:
+                journal.outcome(batch)
 
-    with (progress or no_progress)("sending", len(by_target)) as tick:
-        run_all(send, by_target.values(), concurrency, tick)
+    try:
+        with (progress or no_progress)("sending", len(by_target)) as tick:
+            run_all(send, by_target.values(), concurrency, tick, stop)
+    finally:
+        for batch in by_target.values():
+            for i in batch:
+                if i.action.planned:  # never sent
+                    i.action = Action.SKIPPED
     return items
+
+
+def _read_back(client: Client, batch: list[Item], error: UnavailableError) -> None:
+    """The answer to a write was lost: read the target again; what is live as intended was applied."""
+    try:
+        live: dict[tuple[str | None, int | None], Communication] = {
+            c.key: c for c in client.communications(batch[0].group, batch[0].target)
+        }
+    except CommctlError:
+        for i in batch:
+            i.action, i.failure, i.result = Action.UNKNOWN, error, wire(i)
+        return
+    for i in batch:
+        now = live.get(i.key)
+        meant = wire(i)
+        if now is not None and all(now.values()[f] == meant[f] for f in VALUE_FIELDS):
+            i.action = Action.CREATED if i.live is None else Action.UPDATED
+            i.result = now.api_dict()
+        else:
+            fail(i, error)
 
 
 def failure_exit(items: list[Item]) -> ExitCode:
     """OK when nothing failed; UNAVAILABLE when every failure was the API being unavailable; else API_REJECTED."""
-    failures = [i.failure for i in items if i.action is Action.FAILED]
+    failures = [i.failure for i in items if i.action in (Action.FAILED, Action.CONFLICT, Action.UNKNOWN)]
     if not failures:
         return ExitCode.OK
     return ExitCode.UNAVAILABLE if all(isinstance(e, UnavailableError) for e in failures) else ExitCode.API_REJECTED

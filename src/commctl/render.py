@@ -23,19 +23,19 @@ def shorten(text: Any, width: int = 40) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def result_row(item: Item, with_changes: bool = False) -> dict[str, Any]:
-    row: dict[str, Any] = {
+def result_row(item: Item) -> dict[str, Any]:
+    """One result; `before` and `changes` make a report an undo record on its own."""
+    return {
         "targetGroupId": item.group,
         "targetId": item.target,
         "communicationType": item.type,
         "channelId": item.channel,
         "action": item.action.value,
         "communication": item.result,
+        "before": item.live.api_dict() if item.live else None,
+        "changes": item.changes,
         "error": item.error,
     }
-    if with_changes:
-        row["changes"] = item.changes if item.action in (Action.WOULD_UPDATE, Action.UPDATED) else {}
-    return row
 
 
 def summary(items: Iterable[Item]) -> dict[str, int]:
@@ -45,8 +45,9 @@ def summary(items: Iterable[Item]) -> dict[str, int]:
     return out
 
 
-def results_doc(items: list[Item], with_changes: bool = False) -> dict[str, Any]:
-    return {"results": [result_row(i, with_changes) for i in items], "summary": summary(items)}
+def results_doc(items: list[Item], run: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = {"run": run} if run else {}
+    return {**doc, "results": [result_row(i) for i in items], "summary": summary(items)}
 
 
 def _table(*columns: str, plain: bool) -> Table:
@@ -178,6 +179,25 @@ def raw_table(rows: list[Any], columns: tuple[str, ...], plain: bool) -> Table:
     for row in rows:
         r = row if isinstance(row, dict) else {}
         table.add_row(*(shorten(r.get(c, ""), 50) for c in columns))
+    return table
+
+
+def history_table(entries: list[dict[str, Any]], plain: bool) -> Table:
+    """Journal entries: which run wrote what, and the fields it changed."""
+    table = _table("run", "at", "group", "target", "type", "channel", "action", "changed", plain=plain)
+    for e in entries:
+        before, after = e.get("before") or {}, e.get("after") or {}
+        changed = [f for f in VALUE_FIELDS if f in after and before.get(f) != after.get(f)]
+        table.add_row(
+            _text(e.get("run")),
+            _text(e.get("at")),
+            _text(e.get("targetGroupId")),
+            _text(e.get("targetId")),
+            _text(e.get("communicationType")),
+            _text(e.get("channelId")),
+            _text(e.get("action")),
+            "new" if not before and after else ", ".join(changed),
+        )
     return table
 
 

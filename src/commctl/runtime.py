@@ -5,10 +5,13 @@ This is the one place that turns errors into messages and exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +44,10 @@ class Run:
         self._settings: Any = None
         self._output: str | None = None
         self._client: Any = None
+        self._report_doc: dict[str, Any] | None = None
+        self.run_info: Any = None
+        self.journal: Any = None
+        self.stopped_by: int | None = None
         self.out_stream: IO[str] = sys.stdout
         self.err_stream: IO[str] = sys.stderr
 
@@ -68,6 +75,11 @@ class Run:
 
             self._output = config.resolve_output(self.out.output, self.conn, os.environ)
         return self._output
+
+    @property
+    def host(self) -> str:
+        """The API root URL, or `sandbox`: what runs, journals and plans are tied to."""
+        return str(self.settings.base_url())
 
     def client(self) -> Any:
         if self._client is None:
@@ -129,13 +141,74 @@ class Run:
             assert table is not None
             self.console().print(table())
 
-    def write_report(self, path: str | None, doc: Any) -> None:
+    def write_report(self, doc: dict[str, Any]) -> None:
+        """Write --report atomically (a temporary file, then rename); a later error of the run adds to it."""
+        self._report_doc = doc
+        if self.report_path:
+            write_atomic(Path(self.report_path), to_json(doc, 2) + "\n")
+
+    def check_writable(self, path: str | None, flag: str) -> None:
+        """Fail before anything is sent when a file could not be written afterwards (exit 2)."""
         if not path:
             return
+        target = Path(path)
+        parent = target.parent
+        reason = (
+            "is a directory"
+            if target.is_dir()
+            else "No such file or directory"
+            if not parent.exists()
+            else "Not a directory"
+            if not parent.is_dir()
+            else "Permission denied"
+            if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK))
+            else None
+        )
+        if reason:
+            if flag == "--report":
+                self.report_path = None  # nothing more to try: the error says why
+            raise UsageError(f"{flag} {path}: {reason}")
+
+    # ---- a batch of writes ----
+
+    def start_run(self, command: str) -> Any:
+        """A run id for a command that writes, announced on stderr, and its journal."""
+        from .journal import Journal, RunInfo, journal_dir, new_run_id, now_iso
+
+        self.run_info = RunInfo(new_run_id(), now_iso(), self.host, command)
+        self.journal = Journal(self.run_info, journal_dir())
+        self.note(f"run {self.run_info.id}")
+        return self.run_info
+
+    @contextmanager
+    def batch(self) -> Iterator[threading.Event]:
+        """SIGINT/SIGTERM set the event instead of killing the run: nothing new starts, what is in
+        flight finishes, and the command reports what happened. A second Ctrl-C quits at once."""
+        stop = threading.Event()
+
+        def handler(signum: int, frame: Any) -> None:
+            if stop.is_set() and signum == signal.SIGINT:
+                os._exit(ExitCode.INTERRUPTED)
+            self.stopped_by = signum
+            stop.set()
+            self.log("interrupted: finishing the requests in flight, starting no new ones (Ctrl-C again to quit now)")
+
+        if threading.current_thread() is not threading.main_thread():
+            yield stop
+            return
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            Path(path).write_text(to_json(doc, 2) + "\n", encoding="utf-8")
-        except OSError as e:
-            self.log(f"error: cannot write report {path}: {e.strerror or e}")
+            yield stop
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    @property
+    def stop_code(self) -> ExitCode | None:
+        """130 or 143 when a signal stopped the batch."""
+        if self.stopped_by is None:
+            return None
+        return ExitCode.TERMINATED if self.stopped_by == signal.SIGTERM else ExitCode.INTERRUPTED
 
     # ---- the error boundary ----
 
@@ -159,6 +232,8 @@ class Run:
             )
         finally:
             self.close()
+            if self.journal is not None:
+                self.journal.close()
 
     def _fail(self, kind: str, lines: list[str], hint: str | None, code: int) -> None:
         for line in lines:
@@ -166,9 +241,14 @@ class Run:
         if hint:
             self.log(f"hint: {hint}")
         body = {"error": {"kind": kind, "message": "\n".join(lines), "hint": hint}}
+        # What the run did before the error stays in the report: the error is added, nothing replaced.
+        doc = {**(self._report_doc or {"results": [], "summary": {}}), **body}
         if self._safe_output() == "json":
-            self.out_stream.write(to_json(body) + "\n")
-        self.write_report(self.report_path, {"results": [], "summary": {}, **body})
+            self.out_stream.write(to_json(doc if self._report_doc else body) + "\n")
+        try:
+            self.write_report(doc)
+        except CommctlError as e:
+            self.log(f"error: {e.message}")
         raise SystemExit(code)
 
     def _safe_output(self) -> str:
@@ -185,6 +265,18 @@ def to_json(data: Any, indent: int | None = None) -> str:
     """JSON text any UTF-8 stream can carry: a lone surrogate (legal in JSON, e.g. from the API) stays an escape."""
     text = json.dumps(data, ensure_ascii=False, indent=indent)
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` all at once: readers see the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def to_yaml(data: Any) -> str:

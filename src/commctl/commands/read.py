@@ -46,7 +46,7 @@ def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]
     for result in live.values():
         if isinstance(result, ApiError):
             raise result
-        comms += result
+        comms += result or []
     return comms
 
 

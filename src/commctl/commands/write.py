@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from .. import render
 from ..domain import Action
 from ..errors import ApiError, ExitCode, InputError, Problems, UsageError
 from ..models import Desired, Item
-from ..runtime import Run
+from ..plans import plan_doc
+from ..runtime import Run, to_json, write_atomic
 from ..templates import check
 
 
@@ -82,61 +84,93 @@ def warn(run: Run, warnings: list[str], strict: bool) -> None:
         run.note(f"warning: {w}")
 
 
-def _check_report(run: Run) -> None:
-    """Fail before anything is sent when the report could not be written afterwards."""
-    if run.report_path:
-        try:
-            with open(run.report_path, "a", encoding="utf-8"):
-                pass
-        except OSError as e:
-            raise UsageError(f"--report {run.report_path}: {e.strerror or e}") from None
-
-
-def apply_desired(run: Run, desired: list[Desired], title: str, diff: bool = False, create: bool = True) -> int:
-    _check_report(run)
+def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = False, create: bool = True) -> int:
+    run.check_writable(run.report_path, "--report")
     client = run.client()
     try:
         names = planner.resolve_channels(desired, client)
     except ApiError as e:
-        return _finish(run, planner.failed_items(desired, e), {}, title, diff)
+        return finish(run, planner.failed_items(desired, e), {}, command, diff=diff)
     warn(run, check(desired, names), run.write.strict)
-    live = _fetch(run, [(d.group, d.target) for d in desired])
-    items = planner.plan(desired, live, create=create)
-    return _send(run, items, names, title, dry_run=diff or run.write.dry_run, diff=diff)
+    with run.batch() as stop:
+        live = fetch(run, [(d.group, d.target) for d in desired], stop)
+        items = planner.plan(desired, live, create=create)
+        return send(run, items, names, command, stop, dry_run=diff or run.write.dry_run, diff=diff)
 
 
-def _send(run: Run, items: list[Item], names: dict[int, str], title: str, dry_run: bool, diff: bool = False) -> int:
-    planner.apply(
-        run.client(),
-        items,
-        concurrency=run.write.concurrency,
-        force=run.write.force,
-        dry_run=dry_run,
-        progress=run.progress,
-    )
-    return _finish(run, items, names, title, diff)
+def send(
+    run: Run,
+    items: list[Item],
+    names: dict[int, str],
+    command: str,
+    stop: threading.Event,
+    dry_run: bool,
+    diff: bool = False,
+) -> int:
+    """Apply the planned items (journaled, under a run id), then report; a fatal error is raised after the report."""
+    if dry_run:
+        run.check_writable(run.write.plan_out, "--plan-out")
+    elif run.write.plan_out:
+        raise UsageError("--plan-out needs --dry-run (or use `commctl diff --plan-out`)")
+    else:
+        run.start_run(command)
+    fatal: Exception | None = None
+    try:
+        planner.apply(
+            run.client(),
+            items,
+            concurrency=run.write.concurrency,
+            force=run.write.force,
+            dry_run=dry_run,
+            progress=run.progress,
+            stop=stop,
+            journal=run.journal,
+        )
+    except Exception as e:  # the items already say what happened; the report says it too, then the error
+        fatal = e
+    return finish(run, items, names, command, diff=diff, fatal=fatal)
 
 
-def _fetch(run: Run, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Any]:
+def fetch(run: Run, keys: list[tuple[int, int]], stop: threading.Event | None = None) -> planner.Live:
     targets = list(dict.fromkeys(keys))
     with run.progress("reading", len(targets)) as tick:
-        return planner.fetch_live(run.client(), targets, run.write.concurrency, tick)
+        return planner.fetch_live(run.client(), targets, run.write.concurrency, tick, stop)
 
 
-def _finish(run: Run, items: list[Item], names: dict[int, str], title: str, diff: bool = False) -> int:
-    doc = render.results_doc(items, with_changes=diff)
-    run.write_report(run.report_path, doc)
+def finish(
+    run: Run,
+    items: list[Item],
+    names: dict[int, str],
+    command: str,
+    diff: bool = False,
+    fatal: Exception | None = None,
+) -> int:
+    doc = render.results_doc(items, run.run_info.as_dict() if run.run_info else None)
+    try:
+        run.write_report(doc)
+        if run.write.plan_out and fatal is None:
+            write_atomic(Path(run.write.plan_out), to_json(plan_doc(items, run.host, command), 2) + "\n")
+    except UsageError:
+        if fatal is None:
+            raise
     for i in items:
         if i.error:
             run.log(f"error: group {i.group} target {i.target} {i.type or ''}/{i.channel or ''}: {i.error['message']}")
+    if fatal is not None:
+        if run.output == "table":
+            run.emit(doc, lambda: render.results_table(items, names, run.plain))
+        raise fatal
     if run.output == "markdown":
-        run.out_stream.write(render.markdown(items, title))
+        run.out_stream.write(render.markdown(items, f"commctl {command}"))
     elif run.output == "table" and diff and all(i.action is Action.UNCHANGED for i in items):
         run.note(f"in sync: {render.summary_line(items)}")  # no table of zero differences
     else:
         run.emit(doc, lambda: (render.diff_table if diff else render.results_table)(items, names, run.plain))
         if run.output == "table":
             run.note(render.summary_line(items))
+    if run.stop_code is not None:
+        run.log(f"error: interrupted: {render.summary_line(items)}")
+        return run.stop_code
     code = planner.failure_exit(items)
     if not code and diff and any(i.action.pending for i in items):
         return ExitCode.DIFFERENCES
@@ -144,11 +178,11 @@ def _finish(run: Run, items: list[Item], names: dict[int, str], title: str, diff
 
 
 def upsert(run: Run, desired: list[Desired]) -> int:
-    return apply_desired(run, desired, title="commctl upsert")
+    return apply_desired(run, desired, "upsert")
 
 
 def diff(run: Run, files: list[str]) -> int:
-    return apply_desired(run, load_files(run, files), title="commctl diff", diff=True)
+    return apply_desired(run, load_files(run, files), "diff", diff=True)
 
 
 def set_active(
@@ -159,29 +193,36 @@ def set_active(
     types: list[str],
     channels: list[str],
     files: list[str],
+    everything: bool = False,
 ) -> int:
-    title = f"commctl {'activate' if active else 'deactivate'}"
+    command = "activate" if active else "deactivate"
     if files:
         if group or targets or types or channels:
             raise UsageError("--group/--target/--type/--channel cannot be combined with -f")
         desired = [replace(d, fields={"active": active}) for d in load_files(run, files)]
-        return apply_desired(run, desired, title, create=False)
+        return apply_desired(run, desired, command, create=False)
     if group is None:
         raise UsageError("--group is required (or give -f FILE)")
-    _check_report(run)
+    if not (targets or types or channels or everything):
+        raise UsageError(
+            f"this would {command} every communication of target group {group}",
+            hint=f"narrow it with --target/--type/--channel, or pass --all to {command} the whole group",
+        )
+    run.check_writable(run.report_path, "--report")
     client = run.client()
     names = {c.id: c.name for c in client.channels()}
     wanted = _channel_ids(channels, names)
     target_ids = targets or target_ids_of(client, group)
-    live = _fetch(run, [(group, t) for t in target_ids])
-    items = planner.plan_active(
-        live,
-        active,
-        lambda c: (not types or c.communicationType in types) and (not wanted or c.channelId in wanted),
-    )
-    if not items:
-        run.note("nothing matched: no live communication has the given target, type and channel")
-    return _send(run, items, names, title, dry_run=run.write.dry_run)
+    with run.batch() as stop:
+        live = fetch(run, [(group, t) for t in target_ids], stop)
+        items = planner.plan_active(
+            live,
+            active,
+            lambda c: (not types or c.communicationType in types) and (not wanted or c.channelId in wanted),
+        )
+        if not items:
+            run.note("nothing matched: no live communication has the given target, type and channel")
+        return send(run, items, names, command, stop, dry_run=run.write.dry_run)
 
 
 def target_ids_of(client: Any, group: int) -> list[int]:
