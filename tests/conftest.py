@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment, a CLI runner, and `sandbox serve` on a free loopback port."""
+"""Shared fixtures: an isolated environment, a CLI runner, and the sandbox on a free loopback port (thread or process)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from typer.testing import CliRunner
 
 from commctl.cli import app
+from commctl.sandbox.app import Faults
 
 from .hostile import hostile  # noqa: F401  (the hostile-server fixture, for every test module)
 
@@ -66,9 +68,12 @@ def cli() -> Cli:
 
 @dataclass
 class Sandbox:
+    """A running sandbox, in a thread of this process or as `commctl sandbox serve`; `stop()` ends it."""
+
     url: str
     db: Path
-    process: subprocess.Popen[str]
+    stop: Callable[[], None]
+    process: subprocess.Popen[str] | None = None  # only for `sandbox serve` started as a process
 
     @property
     def args(self) -> list[str]:
@@ -79,7 +84,28 @@ class Sandbox:
         return {"COMMCTL_HOST": self.url, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"}
 
 
+def serve_in_thread(db: Path, seed: Path | None = None, faults: Faults | None = None) -> Sandbox:
+    """The sandbox over real loopback HTTP, served by the project's own server from a thread of this process."""
+    from commctl.sandbox.app import SandboxApp, open_store
+    from commctl.sandbox.server import Server, url_of
+
+    store = open_store(db, seed)
+    server = Server(("127.0.0.1", 0), SandboxApp(store, faults))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sandbox", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        if thread.is_alive():
+            server.shutdown()
+            thread.join()
+            server.server_close()
+            store.close()
+
+    return Sandbox(url_of(*server.server_address), db, stop)
+
+
 def start_sandbox(db: Path, *flags: str) -> Sandbox:
+    """`commctl sandbox serve` as a process: for tests (and benchmarks) where the process or its flags matter."""
     cmd = [sys.executable, "-m", "commctl", "sandbox", "serve", "--port", "0", "--db", str(db), *flags]
     process = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert process.stderr is not None
@@ -89,42 +115,66 @@ def start_sandbox(db: Path, *flags: str) -> Sandbox:
         line = process.stderr.readline()
         if "listening on " in line:
             url = line.split("listening on ", 1)[1].split()[0]
-            return Sandbox(url, db, process)
+            return Sandbox(url, db, lambda: stop_process(process), process)
         if not line and process.poll() is not None:
             break
     process.kill()
     raise RuntimeError(f"sandbox did not start: {line}")
 
 
-def stop_sandbox(sandbox: Sandbox) -> None:
-    sandbox.process.terminate()
+def stop_process(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
     try:
-        sandbox.process.wait(timeout=10)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        sandbox.process.kill()
-    if sandbox.process.stderr:
-        sandbox.process.stderr.close()
+        process.kill()
+    if process.stderr:
+        process.stderr.close()
+
+
+def stop_sandbox(sandbox: Sandbox) -> None:
+    sandbox.stop()
+
+
+class ServeSandbox(Protocol):
+    def __call__(self, *, seed: Path | None = None, db: Path | None = None, faults: Faults | None = None) -> Sandbox: ...
+
+
+@pytest.fixture
+def serve_sandbox(tmp_path: Path) -> Iterator[ServeSandbox]:
+    """Serve the sandbox from a thread (optionally with a seed, a state file, faults); all stopped afterwards."""
+    started: list[Sandbox] = []
+
+    def serve(*, seed: Path | None = None, db: Path | None = None, faults: Faults | None = None) -> Sandbox:
+        sandbox = serve_in_thread(db or tmp_path / f"sandbox{len(started)}.db", seed, faults)
+        started.append(sandbox)
+        return sandbox
+
+    yield serve
+    for s in started:
+        s.stop()
 
 
 @pytest.fixture
 def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
-    """Start `commctl sandbox serve` with extra flags; every server started is stopped afterwards."""
+    """Start `commctl sandbox serve` as a process with extra flags; every one started is stopped afterwards."""
     started: list[Sandbox] = []
 
     def start(*flags: str, db: Path | None = None) -> Sandbox:
-        sandbox = start_sandbox(db or tmp_path / f"sandbox{len(started)}.db", *flags)
+        sandbox = start_sandbox(db or tmp_path / f"process{len(started)}.db", *flags)
         started.append(sandbox)
         return sandbox
 
     yield start
     for s in started:
-        stop_sandbox(s)
+        s.stop()
 
 
 @pytest.fixture
-def sandbox(sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    """A fault-free sandbox; the environment points commctl at it."""
-    s = sandbox_factory()
+def sandbox(serve_sandbox: ServeSandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A fault-free sandbox served from a thread; the environment points commctl at it."""
+    s = serve_sandbox()
     for name, value in s.env.items():
         monkeypatch.setenv(name, value)
     return s

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .conftest import SAMPLES, Cli, Sandbox, write
+from .conftest import SAMPLES, Cli, Sandbox, ServeSandbox, write
 
 SUMMER = str(SAMPLES / "summer-challenge.yaml")
 ANSI = re.compile(r"\x1b\[")
@@ -286,10 +285,9 @@ def test_missing_group_is_exit_5(cli: Cli, sandbox: Sandbox) -> None:
     assert "target group 1 not found" in out.json()["error"]["message"]
 
 
-def test_unreachable_host_is_exit_6(cli: Cli, sandbox_factory: Callable[..., Sandbox]) -> None:
-    s = sandbox_factory()
-    s.process.terminate()
-    s.process.wait()
+def test_unreachable_host_is_exit_6(cli: Cli, serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox()
+    s.stop()  # nothing listens on its port any more
     out = cli("channels", "--host", s.url, "--username", "u", "--retries", "1", env={"COMMCTL_PASSWORD": "p"})
     assert out.code == 6, out
     assert "cannot reach 127.0.0.1" in out.stderr

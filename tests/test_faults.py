@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import Cli, Sandbox, write
+from commctl.sandbox.app import Faults
+
+from .conftest import Cli, ServeSandbox, write
 
 TARGETS = range(6001, 6021)
 
@@ -36,21 +37,21 @@ def many(tmp_path: Path) -> tuple[Path, Path]:
     return seed, comms
 
 
-def in_sync(cli: Cli, start: Callable[..., Sandbox], db: Path, comms: Path) -> None:
+def in_sync(cli: Cli, serve: ServeSandbox, db: Path, comms: Path) -> None:
     """A second, fault-free server on the same state: the desired state must be there exactly."""
-    calm = start(db=db)
+    calm = serve(db=db)
     out = cli("diff", "-f", str(comms), "-o", "json", *calm.args, env={"COMMCTL_PASSWORD": "sandbox"})
     assert out.code == 0, out
     assert out.json()["summary"] == {"created": 0, "updated": 0, "unchanged": 40, "failed": 0}
 
 
-@pytest.mark.parametrize("fault", [("--fail-rate", "0.25"), ("--drop-rate", "0.25")])
+@pytest.mark.parametrize("faults", [Faults(fail_rate=0.25, seed=1), Faults(drop_rate=0.25, seed=1)], ids=["503", "drop"])
 def test_faults_are_survived(
-    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path, fault: tuple[str, str]
+    cli: Cli, serve_sandbox: ServeSandbox, many: tuple[Path, Path], tmp_path: Path, faults: Faults
 ) -> None:
     seed, comms = many
     db = tmp_path / "faulty.db"
-    s = sandbox_factory("--seed", str(seed), *fault, db=db)
+    s = serve_sandbox(seed=seed, faults=faults, db=db)
     out = cli(
         "upsert",
         "-f",
@@ -66,15 +67,15 @@ def test_faults_are_survived(
     )
     assert out.code == 0, out
     assert out.json()["summary"]["failed"] == 0
-    in_sync(cli, sandbox_factory, db, comms)
+    in_sync(cli, serve_sandbox, db, comms)
 
 
 def test_rate_limit_is_survived_by_honouring_retry_after(
-    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+    cli: Cli, serve_sandbox: ServeSandbox, many: tuple[Path, Path], tmp_path: Path
 ) -> None:
     seed, comms = many
     db = tmp_path / "limited.db"
-    s = sandbox_factory("--seed", str(seed), "--rate-limit", "15", "--rate-window", "1", db=db)
+    s = serve_sandbox(seed=seed, faults=Faults(rate_limit=15, rate_window=1), db=db)
     out = cli(
         "upsert",
         "-f",
@@ -89,18 +90,18 @@ def test_rate_limit_is_survived_by_honouring_retry_after(
     )
     assert out.code == 0, out
     assert "< 429 Too Many Requests" in out.stderr
-    in_sync(cli, sandbox_factory, db, comms)
+    in_sync(cli, serve_sandbox, db, comms)
 
 
 def test_unavailable_api_is_exit_6_with_a_report_of_every_failed_target(
-    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+    cli: Cli, serve_sandbox: ServeSandbox, many: tuple[Path, Path], tmp_path: Path
 ) -> None:
     seed, comms = many
-    s = sandbox_factory("--seed", str(seed))
+    s = serve_sandbox(seed=seed)
     report = tmp_path / "report.json"
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
-    down = sandbox_factory("--fail-rate", "1", db=s.db)
+    down = serve_sandbox(faults=Faults(fail_rate=1), db=s.db)
     out = cli(
         "upsert",
         "-f",
@@ -121,15 +122,15 @@ def test_unavailable_api_is_exit_6_with_a_report_of_every_failed_target(
 
 
 def test_partial_outage_applies_what_it_can(
-    cli: Cli, sandbox_factory: Callable[..., Sandbox], many: tuple[Path, Path], tmp_path: Path
+    cli: Cli, serve_sandbox: ServeSandbox, many: tuple[Path, Path], tmp_path: Path
 ) -> None:
     seed, comms = many
-    s = sandbox_factory("--seed", str(seed))
+    s = serve_sandbox(seed=seed)
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
     # Deterministic partial outage: the server takes 31 requests a minute (the channel list, 20 reads,
     # 10 of the 20 upserts), then answers 429; with no retries exactly 10 targets fail, every run.
-    flaky = sandbox_factory("--rate-limit", "31", db=s.db)
+    flaky = serve_sandbox(faults=Faults(rate_limit=31), db=s.db)
     out = cli(
         "upsert", "-f", str(changed), "-o", "json", "--retries", "0", *flaky.args, env={"COMMCTL_PASSWORD": "sandbox"}
     )
@@ -151,8 +152,8 @@ def test_partial_outage_applies_what_it_can(
     assert {r["targetId"] for r in again.json()["results"] if r["action"] == "updated"} == failed
 
 
-def test_timeout_is_exit_6(cli: Cli, sandbox_factory: Callable[..., Sandbox]) -> None:
-    s = sandbox_factory("--latency-ms", "500")
+def test_timeout_is_exit_6(cli: Cli, serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox(faults=Faults(latency_ms=500))
     out = cli("channels", "--timeout", "0.1", "--retries", "0", *s.args, env={"COMMCTL_PASSWORD": "sandbox"})
     assert out.code == 6, out
     assert "timed out" in out.stderr

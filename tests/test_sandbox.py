@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import httpx
 import pytest
 
 from commctl.client import basic_header
+from commctl.sandbox.app import Faults
 
-from .conftest import Cli, Sandbox, start_sandbox, stop_sandbox, write
+from .conftest import Cli, Sandbox, ServeSandbox, serve_in_thread, write
 
 AUTH = {"Authorization": basic_header("sandbox", "sandbox")}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
@@ -30,7 +32,7 @@ ITEM = {
 
 
 @pytest.fixture
-def http(sandbox: Sandbox) -> httpx.Client:
+def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.url, headers=AUTH) as client:
         yield client
 
@@ -158,33 +160,29 @@ def test_concurrent_upserts_on_one_target_all_land(http: httpx.Client, sandbox: 
 
 def test_state_survives_a_restart_and_reset_starts_over(tmp_path: Path, cli: Cli) -> None:
     db = tmp_path / "state.db"
-    s = start_sandbox(db)
+    s = serve_in_thread(db)
     try:
         httpx.post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
     finally:
-        stop_sandbox(s)
-    s = start_sandbox(db)
+        s.stop()
+    s = serve_in_thread(db)  # a new store on the same file: nothing carried over in memory
     try:
         listed = httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
         assert [c["messageTemplate"] for c in listed] == ["hello"]
-    finally:
-        stop_sandbox(s)
-    out = cli("sandbox", "reset", "--db", str(db))
-    assert out.code == 0, out
-    s = start_sandbox(db)
-    try:
+        out = cli("sandbox", "reset", "--db", str(db))  # another store resets the file under a running server
+        assert out.code == 0, out
         assert httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
     finally:
-        stop_sandbox(s)
+        s.stop()
 
 
-def test_custom_seed(tmp_path: Path, sandbox_factory: Callable[..., Sandbox]) -> None:
+def test_custom_seed(tmp_path: Path, serve_sandbox: ServeSandbox) -> None:
     seed = write(
         tmp_path / "seed.yaml",
         "channels: [{id: 7, name: WHATSAPP}]\ntargetGroups:\n- id: 1\n  targets: "
         "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n",
     )
-    s = sandbox_factory("--seed", str(seed))
+    s = serve_sandbox(seed=seed)
     r = httpx.get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
     assert r.json()["data"] == [{"id": 7, "name": "WHATSAPP"}]
 
@@ -196,12 +194,160 @@ def test_bad_seed_is_a_clear_error(tmp_path: Path, cli: Cli) -> None:
     assert "seed.yaml: channels.0.id:" in out.stderr
 
 
-def test_rate_limit_answers_429_with_retry_after(sandbox_factory: Callable[..., Sandbox]) -> None:
-    s = sandbox_factory("--rate-limit", "2")
+def test_rate_limit_per_minute_answers_429_with_retry_after(serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox(faults=Faults(rate_limit=2))
     with httpx.Client(base_url=s.url, headers=AUTH) as c:
         assert [c.get("/v3/targetGroups/channels").status_code for _ in range(3)] == [200, 200, 429]
         r = c.get("/v3/targetGroups/channels")
-        assert int(r.headers["retry-after"]) >= 1 and r.json()["errors"][0]["code"] == 310429
+        assert 55 <= int(r.headers["retry-after"]) <= 60
+        assert r.json()["errors"] == [{"code": 310429, "message": "rate limit of 2 requests per minute exceeded"}]
+
+
+def test_rate_limit_per_second_recovers_after_retry_after(serve_sandbox: ServeSandbox) -> None:
+    from commctl.sandbox.app import parse_rate_limit
+
+    s = serve_sandbox(faults=Faults(*(0, 0.0), *parse_rate_limit("3/s")))
+    with httpx.Client(base_url=s.url, headers=AUTH) as c:
+        codes = [c.get("/v3/targetGroups/channels") for _ in range(4)]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429]
+        assert codes[3].headers["retry-after"] == "1"
+        time.sleep(1.0)
+        assert c.get("/v3/targetGroups/channels").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"), [("20/s", (20, 1.0)), ("20", (20, 60.0)), ("100/m", (100, 60.0)), (" 5 / sec", (5, 1.0))]
+)
+def test_rate_limit_syntax(text: str, parsed: tuple[int, float]) -> None:
+    from commctl.sandbox.app import parse_rate_limit
+
+    assert parse_rate_limit(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "x", "20/h", "-1/s", "2.5/s", "/s"])
+def test_rate_limit_syntax_errors(text: str) -> None:
+    from commctl.sandbox.app import parse_rate_limit
+
+    with pytest.raises(ValueError, match="is not N \\(per minute\\), N/m or N/s"):
+        parse_rate_limit(text)
+
+
+def token(c: httpx.Client, key: str = "sandbox", secret: str = "sandbox") -> httpx.Response:
+    return c.post("/v3/oauth/token/generate", json={"key": key, "secret": secret})
+
+
+def test_tokens_expire_after_the_seeds_ttl(tmp_path: Path, serve_sandbox: ServeSandbox) -> None:
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 1, name: SMS}]\ncredentials: {oauth: [{key: k, secret: s, ttlSeconds: 1}]}\n",
+    )
+    s = serve_sandbox(seed=seed)
+    with httpx.Client(base_url=s.url) as c:
+        issued = token(c, "k", "s").json()["data"]
+        born = time.monotonic()
+        assert issued["ttlSeconds"] == 1
+        headers = {"X-CAP-API-OAUTH-TOKEN": issued["accessToken"]}
+        assert c.get("/v3/targetGroups/channels", headers=headers).status_code == 200  # remembered from here on
+        time.sleep(max(0.0, born + 1.05 - time.monotonic()))
+        r = c.get("/v3/targetGroups/channels", headers=headers)
+        assert r.status_code == 401 and r.json()["errors"][0]["message"] == "invalid or expired OAuth token"
+        fresh = {"X-CAP-API-OAUTH-TOKEN": token(c, "k", "s").json()["data"]["accessToken"]}
+        assert c.get("/v3/targetGroups/channels", headers=fresh).status_code == 200
+
+
+def test_revoked_credentials_from_the_kth_request_on(serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox(faults=Faults(auth_fail_after=3))
+    with httpx.Client(base_url=s.url) as c:
+        oauth = {"X-CAP-API-OAUTH-TOKEN": token(c).json()["data"]["accessToken"]}  # the 1st credentialed request
+        assert c.get("/v3/targetGroups/channels", headers=AUTH).status_code == 200  # 2nd
+        revoked = [c.get("/v3/targetGroups/channels", headers=h) for h in (AUTH, oauth)]  # 3rd, 4th
+        assert [r.status_code for r in revoked] == [401, 401]
+        assert "credentials revoked" in revoked[0].json()["errors"][0]["message"]
+        assert token(c).status_code == 401  # no way back in: a new token is refused too
+        assert c.get("/healthz").status_code == 200  # not an API call: no credentials, not counted
+
+
+def outcomes(faults: Faults, tmp_path: Path, order: list[int]) -> dict[int, int]:
+    """Status of one read per target of the default seed, sent in `order`, against a fresh app."""
+    from commctl.sandbox.app import SandboxApp, open_store
+
+    app = SandboxApp(open_store(tmp_path / f"dice-{len(list(tmp_path.iterdir()))}.db"), faults)
+    with in_process(app) as c:
+        return {n: c.get(f"/v3/targetGroups/4100/targets/5200/communications?n={n}").status_code for n in order}
+
+
+def test_a_fault_seed_gives_the_same_faults_whatever_the_order(tmp_path: Path) -> None:
+    order = list(range(40))
+    first = outcomes(Faults(fail_rate=0.5, seed=7), tmp_path, order)
+    assert set(first.values()) == {200, 503}
+    assert outcomes(Faults(fail_rate=0.5, seed=7), tmp_path, order[::-1]) == first
+    assert outcomes(Faults(fail_rate=0.5, seed=8), tmp_path, order) != first
+
+
+def test_a_dropped_answer_closes_the_connection_after_the_write(serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox(faults=Faults(drop_rate=1))
+    with httpx.Client(base_url=s.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
+        c.post(UPSERT, json=[ITEM])
+    calm = serve_sandbox(db=s.db)
+    listed = httpx.get(calm.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+    assert [c["messageTemplate"] for c in listed] == ["hello"]
+
+
+def test_latency_on_one_connection_does_not_hold_up_the_others(serve_sandbox: ServeSandbox) -> None:
+    s = serve_sandbox(faults=Faults(latency_ms=300))
+    started = time.monotonic()
+    threads = [threading.Thread(target=lambda: httpx.get(s.url + "/v3/targetGroups", headers=AUTH)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 0.3 <= time.monotonic() - started < 0.3 * 3  # in parallel, not 6 x 300 ms
+
+
+def raw_exchange(url: str, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(sandbox: Sandbox) -> None:
+    auth = AUTH["Authorization"]
+    get = f"GET /v3/targetGroups/4100/targets/5200/communications HTTP/1.1\r\nAuthorization: {auth}\r\n\r\n"
+    body = b'[{"communicationType": "START", "channelId": 2, "messageTemplate": "piped"}]'
+    post = (
+        f"POST {UPSERT} HTTP/1.1\r\nAuthorization: {auth}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+    last = f"GET /v3/targetGroups/4100/targets/5200/communications HTTP/1.1\r\nAuthorization: {auth}\r\n"
+    answers = raw_exchange(sandbox.url, get.encode() + post + (last + "Connection: close\r\n\r\n").encode())
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", answers)
+    assert statuses == [b"200", b"200", b"200"]
+    assert answers.count(b'"messageTemplate": "piped"') == 2  # the upsert's answer and the last read
+    assert answers.index(b'"data": []') < answers.index(b"piped")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"NONSENSE\r\n\r\n", b"malformed request line"),
+        (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"malformed header line"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"chunked request bodies are not supported; send Content-Length"),
+        (b"POST / HTTP/1.1\r\nContent-Length: many\r\n\r\n", b"invalid Content-Length"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", b"request body too large"),
+    ],
+)
+def test_malformed_requests_get_400_and_the_connection_closes(
+    sandbox: Sandbox, request_bytes: bytes, reason: bytes
+) -> None:
+    answer = raw_exchange(sandbox.url, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in answer
+    assert answer.endswith(reason)
 
 
 def test_an_emulator_bug_is_a_500_envelope_not_a_dropped_connection(tmp_path: Path, monkeypatch: Any) -> None:
@@ -319,3 +465,47 @@ def test_a_state_file_from_a_newer_commctl_is_a_clear_error(cli: Cli, tmp_path: 
         f"error: cannot use the sandbox state {db}: its layout (version 99) is newer than this commctl knows",
         f"hint: delete {db} to start over",
     ]
+
+
+def test_the_wsgi_module_serves_through_a_standard_wsgi_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    db = tmp_path / "team" / "sandbox.db"
+    seed = write(tmp_path / "seed.yaml", TWO_GROUPS_ONE_TARGET.replace("username: sandbox", "username: team"))
+    monkeypatch.setenv("COMMCTL_SANDBOX_DB", str(db))
+    monkeypatch.setenv("COMMCTL_SANDBOX_SEED", str(seed))
+    monkeypatch.delitem(sys.modules, "commctl.sandbox.wsgi", raising=False)
+    wsgi = importlib.import_module("commctl.sandbox.wsgi")
+    server = make_server("127.0.0.1", 0, wsgi.app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        health = httpx.get(url + "/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        assert httpx.post(url + "/healthz").status_code == 405
+        team = {"Authorization": basic_header("team", "sandbox")}
+        assert httpx.get(url + "/v3/targetGroups/channels", headers=team).json()["data"] == [{"id": 1, "name": "SMS"}]
+        item = {"communicationType": "START", "channelId": 1, "messageTemplate": "via wsgiref"}
+        r = httpx.post(url + "/v3/targetGroups/2/targets/7/communications/upsert", json=[item], headers=team)
+        assert r.status_code == 200 and r.json()["data"][0]["messageTemplate"] == "via wsgiref"
+        assert httpx.get(url + "/v3/targetGroups/channels", headers=AUTH).status_code == 401  # only the seed's
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    assert db.exists()
+
+
+def test_the_wsgi_module_fails_to_load_with_a_reason(tmp_path: Path) -> None:
+    from commctl.sandbox.wsgi import make_app
+
+    seed = write(tmp_path / "seed.yaml", "channels: [{id: x}]\n")
+    with pytest.raises(RuntimeError, match=r"^commctl\.sandbox\.wsgi: .*seed\.yaml: channels\.0\.id: "):
+        make_app({"COMMCTL_SANDBOX_DB": str(tmp_path / "s.db"), "COMMCTL_SANDBOX_SEED": str(seed)})

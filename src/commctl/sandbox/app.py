@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import itertools
 import json
 import math
 import os
 import random
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -36,6 +39,7 @@ UNAUTHORIZED = 310401  # emulator
 RATE_LIMITED = 310429  # emulator
 UNAVAILABLE = 310503  # emulator
 NOT_FOUND = 310404  # emulator: unknown route
+HEALTH = "/healthz"  # not an API route: the emulator's own health check
 
 StartResponse = Callable[..., Any]
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -71,6 +75,25 @@ class Drop(Exception):
     """Close the connection without an answer (fault injection; only the HTTP server can honour it)."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: str  # "200 OK"
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+RATE_UNITS = {"": 60.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0}
+
+
+def parse_rate_limit(text: str) -> tuple[int, float]:
+    """`N` or `N/m` (per minute, as the real API counts) or `N/s` (per second) -> (requests, window in seconds)."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*(?:/\s*([a-z]*)\s*)?", text.lower())
+    window = RATE_UNITS.get(match.group(2) or "") if match else None
+    if match is None or window is None:
+        raise ValueError(f"{text!r} is not N (per minute), N/m or N/s")
+    return int(match.group(1)), window
+
+
 @dataclass
 class Faults:
     latency_ms: int = 0
@@ -78,6 +101,40 @@ class Faults:
     rate_limit: int = 0  # requests per window, 0 = unlimited
     rate_window: float = 60.0
     drop_rate: float = 0.0
+    seed: int | None = None  # decide fail/drop per request, reproducibly (None: at random)
+    auth_fail_after: int = 0  # the K-th request that presents credentials, and every later one, gets 401 (0: never)
+
+
+class Dice:
+    """Which requests meet an injected fault.
+
+    Unseeded, at random. Seeded, by a keyed hash of the fault, the request (method, target, body)
+    and how many identical requests came before it: the same run meets the same faults whatever
+    order its concurrent requests arrive in, and a retry is a new throw.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self.random = random.Random()
+        self.seen: dict[bytes, int] = {}
+        self.lock = threading.Lock()
+
+    def request(self, method: str, target: str, body: bytes) -> bytes:
+        """The identity of this request for `roll` (empty when unseeded)."""
+        if self.seed is None:
+            return b""
+        digest = hashlib.blake2b(f"{method} {target}\n".encode() + body, digest_size=16).digest()
+        with self.lock:
+            n = self.seen[digest] = self.seen.get(digest, -1) + 1
+        return digest + n.to_bytes(8, "big")
+
+    def roll(self, fault: str, rate: float, request: bytes) -> bool:
+        if rate <= 0:
+            return False
+        if self.seed is None:
+            return self.random.random() < rate
+        h = hashlib.blake2b(request, digest_size=8, key=f"{self.seed}:{fault}".encode()).digest()
+        return int.from_bytes(h, "big") / 2**64 < rate
 
 
 class RateLimiter:
@@ -87,7 +144,7 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def retry_after(self, who: str) -> int | None:
-        """None when the request may go; else seconds until it may."""
+        """None when the request may go; else whole seconds until it may (at least 1, as Retry-After counts)."""
         now = time.monotonic()
         with self.lock:
             hits = self.hits.setdefault(who, deque())
@@ -98,15 +155,33 @@ class RateLimiter:
                 return None
             return max(1, math.ceil(hits[0] + self.window - now))
 
+    def describe(self) -> str:
+        return f"{self.limit} requests per {'second' if self.window == 1 else 'minute' if self.window == 60 else f'{self.window:g} s'}"
+
 
 class SandboxApp:
     def __init__(self, store: Store, faults: Faults | None = None) -> None:
         self.store = store
         self.faults = faults or Faults()
         self.limiter = RateLimiter(self.faults.rate_limit, self.faults.rate_window) if self.faults.rate_limit else None
-        self.random = random.Random()
+        self.dice = Dice(self.faults.seed)
+        self.credentialed = itertools.count(1)  # next() is atomic in CPython: a lock-free request counter
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """WSGI: injected latency by sleeping, then the answer (Drop propagates: a generic server cannot honour it)."""
+        if delay := self.delay(environ):
+            time.sleep(delay)
+        answer = self.respond(environ)
+        start_response(answer.status, answer.headers)
+        return [answer.body]
+
+    def delay(self, environ: dict[str, Any]) -> float:
+        """Seconds to wait before answering this request (the health check never waits)."""
+        return 0.0 if environ.get("PATH_INFO") == HEALTH else self.faults.latency_ms / 1000
+
+    def respond(self, environ: dict[str, Any]) -> Answer:
+        if environ.get("PATH_INFO") == HEALTH:
+            return self.health(environ["REQUEST_METHOD"])
         try:
             reply = self.handle(environ)
         except Reply as r:
@@ -116,51 +191,64 @@ class SandboxApp:
         except Exception as e:  # a bug in the emulator: answer like a server would, and say what broke
             traceback.print_exc(file=sys.stderr)
             reply = fail(500, UNAVAILABLE, f"internal sandbox error: {type(e).__name__}")
-        body = json.dumps({"data": reply.data, "errors": reply.errors, "warnings": None}, ensure_ascii=False).encode()
-        headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("X-Cap-Requestid", os.urandom(8).hex()),
-            *reply.headers,
-        ]
-        start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", headers)
-        return [body]
+        envelope = {"data": reply.data, "errors": reply.errors, "warnings": None}
+        return json_answer(reply.status, envelope, [("X-Cap-Requestid", f"{random.getrandbits(64):016x}"), *reply.headers])
+
+    def health(self, method: str) -> Answer:
+        """`GET /healthz`: 200 when the state can be read, for load balancers and orchestrators; no auth, no faults."""
+        if method not in ("GET", "HEAD"):
+            return json_answer(405, {"status": "method not allowed"}, [("Allow", "GET, HEAD")])
+        try:
+            seeded = self.store.seeded()
+        except sqlite3.Error as e:
+            return json_answer(503, {"status": "unavailable", "error": f"sandbox state: {e}"})
+        return json_answer(200 if seeded else 503, {"status": "ok" if seeded else "not seeded"})
 
     def handle(self, environ: dict[str, Any]) -> Reply:
         f = self.faults
-        if f.latency_ms:
-            time.sleep(f.latency_ms / 1000)
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         route, args = self.route(method, path)
-        if f.fail_rate and self.random.random() < f.fail_rate:
+        raw = read_raw_body(environ)
+        request = b""
+        if f.fail_rate or f.drop_rate:
+            request = self.dice.request(method, f"{path}?{environ.get('QUERY_STRING', '')}", raw)
+        if self.dice.roll("fail", f.fail_rate, request):
             raise fail(503, UNAVAILABLE, "service temporarily unavailable (injected fault)")
-        body = read_body(environ)
+        body = parse_body(raw)
         who = "anonymous" if route == "token" else self.authenticate(environ)
         if self.limiter and (wait := self.limiter.retry_after(who)) is not None:
             raise fail(
-                429, RATE_LIMITED, f"rate limit of {f.rate_limit} requests exceeded", [("Retry-After", str(wait))]
+                429, RATE_LIMITED, f"rate limit of {self.limiter.describe()} exceeded", [("Retry-After", str(wait))]
             )
         reply: Reply = getattr(self, "do_" + route)(
             *args, body=body, query=parse_qs(environ.get("QUERY_STRING", "")), user=who
         )
-        if f.drop_rate and self.random.random() < f.drop_rate:
+        if self.dice.roll("drop", f.drop_rate, request):
             raise Drop()
         return reply
+
+    def revoked(self) -> bool:
+        """Injected fault: the credentials were revoked before the K-th request that presents them."""
+        after = self.faults.auth_fail_after
+        return bool(after) and next(self.credentialed) >= after
 
     @staticmethod
     def route(method: str, path: str) -> tuple[str, list[int]]:
         path = path.rstrip("/")
-        allowed = [m for m, pattern, _ in ROUTES if pattern.fullmatch(path)]
+        allowed = []
         for m, pattern, name in ROUTES:
-            match = pattern.fullmatch(path)
-            if match and m == method:
-                return name, [int(g) for g in match.groups()]
+            if match := pattern.fullmatch(path):
+                if m == method:
+                    return name, [int(g) for g in match.groups()]
+                allowed.append(m)
         if allowed:
             raise fail(405, INVALID_INPUT, f"method {method} not allowed on {path}", [("Allow", ", ".join(allowed))])
         raise fail(404, NOT_FOUND, f"no such resource: {path}")
 
     def authenticate(self, environ: dict[str, Any]) -> str:
         """The till name behind the request's credentials; OAuth wins when both are sent."""
+        if self.revoked():
+            raise fail(401, UNAUTHORIZED, "authentication failed: credentials revoked (injected fault)")
         token = environ.get("HTTP_X_CAP_API_OAUTH_TOKEN")
         if token:
             client = self.store.token_client(token)
@@ -186,7 +274,7 @@ class SandboxApp:
             or not isinstance(body.get("secret"), str)
         ):
             raise fail(400, INVALID_INPUT, 'body must be {"key": ..., "secret": ...}')
-        issued = self.store.issue_token(body["key"], body["secret"])
+        issued = None if self.revoked() else self.store.issue_token(body["key"], body["secret"])
         if issued is None:
             raise fail(401, UNAUTHORIZED, "invalid client key or secret")
         return Reply(200, {"accessToken": issued[0], "ttlSeconds": issued[1]})
@@ -243,18 +331,27 @@ class SandboxApp:
         raise fail(404, TARGET_NOT_FOUND, f"target {target_id} not found in target group {group_id}")
 
 
-def read_body(environ: dict[str, Any]) -> Any:
+def read_raw_body(environ: dict[str, Any]) -> bytes:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if not length:
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def parse_body(raw: bytes) -> Any:
+    if not raw:
         return None
-    raw = environ["wsgi.input"].read(length)
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise fail(400, INVALID_INPUT, "request body is not valid JSON") from None
+
+
+def json_answer(status: int, document: Any, headers: Iterable[tuple[str, str]] = ()) -> Answer:
+    body = json.dumps(document, ensure_ascii=False).encode()
+    head = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(body))), *headers]
+    return Answer(f"{status} {HTTPStatus(status).phrase}", head, body)
 
 
 def check_item(index: int, item: Any, channels: frozenset[int]) -> dict[str, Any]:
@@ -346,8 +443,6 @@ def default_db(env: dict[str, str] | None = None) -> Path:
 
 def open_store(db: Path | None = None, seed: Path | None = None) -> Store:
     """Open (and seed when new, or when a seed file is given) the sandbox state."""
-    import sqlite3
-
     from ..errors import ConfigError
     from .seed import load_seed
 

@@ -114,6 +114,7 @@ class Store:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's connection, for close()
         self.facts = Facts()
         self._migrate()
 
@@ -125,7 +126,14 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
+            self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (when no request is running any more)."""
+        while self._opened:
+            self._opened.pop().close()
+        self._local = threading.local()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
