@@ -19,17 +19,15 @@ def history(
 ) -> int:
     directory = journal.journal_dir()
     files = [journal.find_run(directory, run_id)] if run_id else journal.journal_files(directory)
-    entries: list[dict[str, Any]] = []
-    for path in files:  # newest run first; within a run, newest line first
-        for e in reversed(journal.latest_per_key(journal.read_lines(path))):
-            if (
-                (not groups or e.get("targetGroupId") in groups)
-                and (not targets or e.get("targetId") in targets)
-                and (not types or e.get("communicationType") in types)
-            ):
-                entries.append(e)
-        if limit is not None and len(entries) >= limit:
-            break
+    entries = [
+        e
+        for path in files
+        for e in journal.latest_per_key(journal.read_lines(path))
+        if (not groups or e.get("targetGroupId") in groups)
+        and (not targets or e.get("targetId") in targets)
+        and (not types or e.get("communicationType") in types)
+    ]
+    entries.sort(key=lambda e: str(e.get("at", "")), reverse=True)  # newest first, across runs
     entries = entries[:limit] if limit is not None else entries
     run.emit(entries, lambda: render.history_table(entries, run.plain))
     if run.output == "table" and not entries:

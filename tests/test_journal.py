@@ -1,0 +1,320 @@
+"""Writes you can trust (SPEC 8.1-8.3): the journal, history, restore, saved plans, and honest early ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import SAMPLES, Cli, Sandbox, write
+
+SUMMER = str(SAMPLES / "summer-challenge.yaml")
+REMINDER = ("upsert", "-g", "4100", "-t", "5200", "--type", "REMINDER", "-c", "SMS")
+
+
+def live(cli: Cli, group: int = 4100) -> dict[tuple[int, str, int], dict[str, Any]]:
+    out = cli("show", "-g", str(group), "-o", "json")
+    assert out.code == 0, out
+    return {(c["targetId"], c["communicationType"], c["channelId"]): c for c in out.json()}
+
+
+def message(cli: Cli, key: tuple[int, str, int] = (5200, "REMINDER", 1)) -> str:
+    return str(live(cli)[key]["messageTemplate"])
+
+
+def edited(tmp_path: Path, *pairs: tuple[str, str]) -> Path:
+    """A copy of the summer file (and its templates), with text replaced."""
+    copy = tmp_path / "comms"
+    if not copy.exists():
+        shutil.copytree(SAMPLES, copy)
+    text = Path(SUMMER).read_text()
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return write(copy / "summer-challenge.yaml", text)
+
+
+def journal_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "state" / "commctl" / "journal").glob("*.jsonl"))
+
+
+def test_a_write_is_journaled_before_and_after_and_reported_as_an_undo_record(
+    cli: Cli, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert cli("upsert", "-f", SUMMER).code == 0
+    out = cli(*REMINDER, "--message", "Hurry up!", "-o", "json", "--report", str(tmp_path / "r.json"))
+    assert out.code == 0, out
+    doc = out.json()
+    run = doc["run"]
+    assert run["command"] == "upsert" and run["host"] == sandbox.url and run["id"] in out.stderr
+    [row] = doc["results"]
+    assert row["action"] == "updated"
+    assert row["before"]["messageTemplate"] == "3 days left to reach your summer target!"
+    assert row["changes"] == {
+        "messageTemplate": {"from": "3 days left to reach your summer target!", "to": "Hurry up!"}
+    }
+    assert json.loads((tmp_path / "r.json").read_text()) == doc
+
+    newest = journal_files(tmp_path)[-1]
+    assert newest.stem == run["id"]
+    assert stat.S_IMODE(newest.stat().st_mode) == 0o600
+    intent, outcome = [json.loads(line) for line in newest.read_text().splitlines()]
+    assert (intent["action"], outcome["action"]) == ("update", "updated")
+    assert intent["before"]["messageTemplate"] == "3 days left to reach your summer target!"
+    assert intent["after"]["messageTemplate"] == "Hurry up!"
+    assert {k: intent[k] for k in ("run", "host", "targetGroupId", "targetId", "communicationType", "channelId")} == {
+        "run": run["id"],
+        "host": sandbox.url,
+        "targetGroupId": 4100,
+        "targetId": 5200,
+        "communicationType": "REMINDER",
+        "channelId": 1,
+    }
+    assert "sandbox" not in json.dumps([intent["before"], intent["after"]]).replace('"sandbox"', "")
+
+
+def test_history_lists_writes_newest_first_with_filters(cli: Cli, sandbox: Sandbox) -> None:
+    assert cli("upsert", "-f", SUMMER).code == 0
+    assert cli(*REMINDER, "--message", "one").code == 0
+    out = cli("history", "-o", "json")
+    assert out.code == 0, out
+    entries = out.json()
+    assert len(entries) == 6 and entries[0]["after"]["messageTemplate"] == "one"
+    assert [e["action"] for e in entries] == ["updated", *["created"] * 5]
+    only = cli("history", "-o", "json", "--type", "reminder", "-t", "5200", "-n", "1").json()
+    assert [(e["communicationType"], e["action"]) for e in only] == [("REMINDER", "updated")]
+    table = cli("history")
+    assert table.code == 0 and "messageTemplate" in table.stdout, table
+
+
+def test_restore_puts_back_what_a_run_replaced_and_deactivates_what_it_created(cli: Cli, sandbox: Sandbox) -> None:
+    first = cli("upsert", "-f", SUMMER, "-o", "json").json()["run"]["id"]
+    second = cli(*REMINDER, "--message", "oops", "-o", "json").json()["run"]["id"]
+    assert message(cli) == "oops"
+
+    dry = cli("restore", second, "--dry-run", "-o", "json")
+    assert dry.code == 0, dry
+    assert dry.json()["summary"]["would-update"] == 1 and message(cli) == "oops"
+
+    undo = cli("restore", second, "-o", "json")
+    assert undo.code == 0, undo
+    assert message(cli) == "3 days left to reach your summer target!"
+    assert undo.json()["run"]["command"] == "restore"
+    assert cli("restore", second, "-o", "json").json()["summary"]["unchanged"] == 1  # done is done
+
+    # the first run created everything: undoing it switches its communications off (there is no delete)
+    off = cli("restore", first, "-o", "json")
+    assert off.code == 0, off
+    assert off.json()["summary"]["updated"] == 4  # the fifth was created switched off already
+    assert not any(c["active"] for c in live(cli).values())
+
+    # a restore is a run like any other: undo it
+    undo_of_undo = cli("history", "-o", "json", "-n", "1").json()[0]["run"]
+    assert cli("restore", undo_of_undo).code == 0
+    assert all(c["active"] for k, c in live(cli).items() if k != (5201, "CHANGE", 2))
+
+
+def test_restore_leaves_conflicts_alone_unless_forced(cli: Cli, sandbox: Sandbox) -> None:
+    assert cli("upsert", "-f", SUMMER).code == 0
+    run = cli(*REMINDER, "--message", "ours", "-o", "json").json()["run"]["id"]
+    assert cli(*REMINDER, "--message", "someone else's").code == 0
+
+    out = cli("restore", run, "-o", "json")
+    assert out.code == 5, out
+    [row] = out.json()["results"]
+    assert row["action"] == "conflict" and "changed since run" in row["error"]["message"]
+    assert message(cli) == "someone else's"
+
+    forced = cli("restore", run, "--force", "-o", "json")
+    assert forced.code == 0, forced
+    assert message(cli) == "3 days left to reach your summer target!"
+
+
+def test_restore_from_a_report_and_filters(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    assert cli("upsert", "-f", SUMMER).code == 0
+    changed = edited(tmp_path, ("Your summer", "Our summer"))
+    report = tmp_path / "apply.json"
+    assert cli("upsert", "-f", str(changed), "--report", str(report)).code == 0
+    subjects = {k: c["subjectTemplate"] for k, c in live(cli).items()}
+    assert subjects[(5200, "START", 2)].startswith("Our") and subjects[(5200, "FINISH", 2)].startswith("Our")
+
+    only = cli("restore", "--from", str(report), "--type", "FINISH", "-o", "json")
+    assert only.code == 0, only
+    subjects = {k: c["subjectTemplate"] for k, c in live(cli).items()}
+    assert subjects[(5200, "START", 2)].startswith("Our") and subjects[(5200, "FINISH", 2)].startswith("Your")
+
+    assert cli("restore", "--from", str(report)).code == 0
+    assert live(cli)[(5200, "START", 2)]["subjectTemplate"] == "Your summer challenge has started"
+    # the journal file itself works as --from too
+    assert cli("restore", "--from", str(journal_files(tmp_path)[0]), "--dry-run").code == 0
+
+
+def test_restore_usage_errors(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    assert cli("restore").code == 2
+    assert cli("restore", "20990101T000000Z-dead").code == 2
+    junk = write(tmp_path / "junk.json", '{"hello": 1}\n')
+    bad = cli("restore", "--from", str(junk))
+    assert bad.code == 3, bad
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_saved_plan_applies_exactly_and_refuses_what_moved(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    assert cli("upsert", "-f", SUMMER).code == 0
+    files = edited(tmp_path, ("3 days left", "Only 3 days left"), ("is over", "has ended"))
+    plan = tmp_path / "plan.json"
+    review = cli("diff", "-f", str(files), "--plan-out", str(plan))
+    assert review.code == 7, review
+    saved = json.loads(plan.read_text())
+    assert saved["host"] == sandbox.url and len(saved["items"]) == 2
+
+    # after review, someone changes one planned communication and the files change again
+    assert cli(*REMINDER, "--message", "someone else's").code == 0
+    edited(tmp_path, ("Thanks for taking part", "Cheers"))
+
+    out = cli("apply", str(plan), "-o", "json")
+    assert out.code == 5, out
+    by = {r["communicationType"]: r for r in out.json()["results"]}
+    assert (by["REMINDER"]["action"], by["FINISH"]["action"]) == ("conflict", "updated")
+    assert out.json()["summary"] == {"created": 0, "updated": 1, "unchanged": 0, "failed": 0, "conflict": 1}
+    state = live(cli)
+    assert state[(5200, "REMINDER", 1)]["messageTemplate"] == "someone else's"
+    assert state[(5200, "FINISH", 2)]["subjectTemplate"] == "Your summer challenge has ended"
+    assert "Cheers" not in json.dumps(list(state.values()))  # exactly the plan, not the files as they are now
+
+    again = cli("apply", str(plan), "-o", "json")
+    assert again.json()["summary"]["unchanged"] == 1  # what was applied stays applied
+
+
+def test_apply_refuses_a_plan_for_another_host_or_a_broken_plan(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert cli("upsert", "-f", SUMMER, "--dry-run", "--plan-out", str(plan)).code == 0
+    other = cli("apply", str(plan), "--host", "sandbox")
+    assert other.code == 4, other
+    assert "was made for" in other.stderr
+    broken = write(tmp_path / "broken.json", plan.read_text().replace('"version": 1', '"version": 9'))
+    assert cli("apply", str(broken)).code == 3
+    assert cli("upsert", "-f", SUMMER, "--plan-out", str(plan)).code == 2  # --plan-out needs --dry-run
+    assert cli("apply", str(plan)).code == 0
+    assert len(live(cli)) == 5
+
+
+def test_a_crash_while_rendering_keeps_the_report_of_what_was_applied(
+    cli: Cli, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commctl import render
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("render bug")
+
+    monkeypatch.setattr(render, "results_table", broken)
+    report = tmp_path / "r.json"
+    out = cli("upsert", "-f", SUMMER, "--report", str(report))
+    assert out.code == 1, out
+    doc = json.loads(report.read_text())
+    assert doc["summary"]["created"] == 5 and doc["error"]["kind"] == "internal"
+    assert len(live(cli)) == 5
+
+
+def test_an_unwritable_report_is_exit_2_before_anything_is_sent(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    out = cli("upsert", "-f", SUMMER, "--report", str(tmp_path / "missing" / "r.json"))
+    assert out.code == 2, out
+    assert live(cli) == {}
+
+
+def test_answers_lost_after_the_write_are_read_back_not_reported_failed(
+    cli: Cli, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 700\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in range(7001, 7031))
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
+    )
+    comms = write(
+        tmp_path / "comms.yaml",
+        "targetGroupId: 700\ndefaults: {channelId: 2}\ntargets:\n"
+        + "".join(
+            f"- targetId: {t}\n  communications: [{{communicationType: START, messageTemplate: 'Hi {t}'}}]\n"
+            for t in range(7001, 7031)
+        ),
+    )
+    s = sandbox_factory("--seed", str(seed), "--drop-rate", "0.3")
+    env = {"COMMCTL_PASSWORD": "sandbox"}
+    out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "0", *s.args, env=env)
+    assert out.code in (0, 5, 6), out
+    stored = {r[0] for r in sqlite3.connect(s.db).execute("SELECT target_id FROM communications WHERE group_id = 700")}
+    results = {r["targetId"]: r["action"] for r in out.json()["results"]}
+    for target, action in results.items():
+        if action == "failed":
+            assert target not in stored, f"target {target} was applied but reported failed"
+        if action == "created":
+            assert target in stored
+    assert set(results.values()) <= {"created", "failed", "unknown"}
+
+
+SLOW_TARGETS = range(8001, 8061)
+
+
+def _slow_batch(tmp_path: Path, start: Callable[..., Sandbox]) -> tuple[Sandbox, Path]:
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 800\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in SLOW_TARGETS)
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
+    )
+    comms = write(
+        tmp_path / "comms.yaml",
+        "targetGroupId: 800\ndefaults: {channelId: 2}\ntargets:\n"
+        + "".join(
+            f"- targetId: {t}\n  communications: [{{communicationType: START, messageTemplate: 'Hi {t}'}}]\n"
+            for t in SLOW_TARGETS
+        ),
+    )
+    return start("--seed", str(seed), "--latency-ms", "150"), comms
+
+
+def _stored(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM communications WHERE group_id = 800").fetchone()[0])
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_mid_batch_stops_new_writes_and_reports_everything(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path, sig: str, code: int
+) -> None:
+    import signal
+
+    s, comms = _slow_batch(tmp_path, sandbox_factory)
+    report = tmp_path / "report.json"
+    env = {**os.environ, "COMMCTL_PASSWORD": "sandbox", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "--concurrency", "2", "-o", "json"]
+    proc = subprocess.Popen(
+        [*cmd, "--report", str(report), *s.args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while _stored(s.db) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at_signal = _stored(s.db)
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    after = _stored(s.db)
+    assert after - at_signal <= 2, f"{after - at_signal} writes started after {sig}"  # concurrency 2
+    doc = json.loads(report.read_text())
+    assert json.loads(stdout) == doc
+    actions = [r["action"] for r in doc["results"]]
+    assert len(actions) == len(SLOW_TARGETS)
+    assert actions.count("created") == after and actions.count("skipped") == len(SLOW_TARGETS) - after
+    assert doc["summary"]["skipped"] == len(SLOW_TARGETS) - after
+    journal = [json.loads(line) for p in journal_files(tmp_path) for line in p.read_text().splitlines()]
+    assert sum(e["action"] == "created" for e in journal) == after
+    assert "interrupted" in stderr
