@@ -117,7 +117,9 @@ class BasicAuth(Auth):
         check_credential(password, _named("the password", "password", where))
         self._header = basic_header(username, password)
         digest = hashlib.md5(password.encode("utf-8")).hexdigest()
-        self._secrets = [password, digest, self._header, self._header.removeprefix("Basic ")]
+        # A password equal to the (public) user name cannot be hidden by scrubbing, and would blank the name.
+        public = password == username
+        self._secrets = [*([] if public else [password]), digest, self._header, self._header.removeprefix("Basic ")]
 
     def headers(self, client: Client) -> dict[str, str]:
         return {"Authorization": self._header}
@@ -512,10 +514,11 @@ class Client:
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
         """Send one request with retries; return the envelope's `data` or raise a commctl error.
 
-        Whatever the error, its message is scrubbed of every secret the client knows.
+        The data and any error message are scrubbed of every secret the client knows: a server that
+        echoes what it was sent gets nothing shown.
         """
         try:
-            return self._request(method, path, body, auth)
+            return self.scrub_data(self._request(method, path, body, auth))
         except CommctlError as e:
             e.message = self.scrub(e.message)
             e.hint = self.scrub(e.hint) if e.hint else e.hint
@@ -599,12 +602,34 @@ class Client:
         text = str(e) or type(e).__name__
         return f"cannot reach {host}: " + (text.split("] ", 1)[-1] if text.startswith("[Errno") else text)[:MAX_MESSAGE]
 
-    def scrub(self, text: str) -> str:
+    def _secrets(self) -> list[str]:
+        """The secrets to scrub, longest first, each also as a JSON string would escape it."""
+        secrets = {s for s in (self.auth.secrets() if self.auth else []) if len(s) >= 4}
+        escaped = {json.dumps(s, ensure_ascii=ascii)[1:-1] for s in secrets for ascii in (False, True)}
+        return sorted(secrets | escaped, key=len, reverse=True)
+
+    def scrub(self, text: str, secrets: list[str] | None = None) -> str:
         """Replace every secret this client holds by <redacted> (a safety net behind redaction by key)."""
-        secrets = self.auth.secrets() if self.auth else []
-        for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
+        for secret in self._secrets() if secrets is None else secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
         return text
+
+    def scrub_data(self, data: Any, secrets: list[str] | None = None) -> Any:
+        """Parsed JSON with every string (keys too) scrubbed; the same object when no secret is in it."""
+        secrets = self._secrets() if secrets is None else secrets
+        if not secrets:
+            return data
+        if isinstance(data, str):
+            return self.scrub(data, secrets)
+        if isinstance(data, list):
+            return [self.scrub_data(v, secrets) for v in data]
+        if isinstance(data, dict):
+            return {
+                self.scrub(k, secrets) if isinstance(k, str) else k: self.scrub_data(v, secrets)
+                for k, v in data.items()
+            }
+        return data
 
     # ---- --verbose ----
 
@@ -741,7 +766,7 @@ def _envelope(reply: Reply) -> _Envelope | str:
         item = item if isinstance(item, dict) else {"message": item if isinstance(item, str) else None}
         code, message = item.get("code"), item.get("message")
         code = int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None
-        errors.append((code, _shorten(message, MAX_MESSAGE) if isinstance(message, str) else ""))
+        errors.append((code, _shorten(" ".join(message.split()), MAX_MESSAGE) if isinstance(message, str) else ""))
     return _Envelope(parsed.get("data"), errors)
 
 
