@@ -5,13 +5,9 @@ Every test here was checked against the bug it guards: put the bug back and the 
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,68 +19,14 @@ from commctl.commands import read
 from commctl.loader import MAX_FILE_BYTES
 
 from .conftest import ROOT, SAMPLES, Cli, Sandbox, write
+from .fake_api import Answer, FakeApi, envelope, fake_apis
 
 SUMMER = str(SAMPLES / "summer-challenge.yaml")
-Answer = tuple[int, dict[str, str], Any]
-
-
-class FakeApi:
-    """A scripted API on loopback: `answer(method, path)` gives each request's status, headers and JSON body."""
-
-    def __init__(self, answer: Callable[[str, str], Answer]) -> None:
-        self.answer = answer
-        self.requests: list[tuple[str, str, float]] = []  # method, path, arrival time
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                api.requests.append((self.command, self.path, time.time()))
-                status, headers, body = api.answer(self.command, self.path)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def count(self, path: str) -> int:
-        return sum(1 for _, p, _ in self.requests if p == path)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def fake_api() -> Iterator[Callable[[Callable[[str, str], Answer]], FakeApi]]:
-    started: list[FakeApi] = []
-
-    def start(answer: Callable[[str, str], Answer]) -> FakeApi:
-        started.append(FakeApi(answer))
-        return started[-1]
-
-    yield start
-    for api in started:
-        api.close()
-
-
-def envelope(data: Any = None, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"data": data, "errors": errors, "warnings": None}
+    yield from fake_apis()
 
 
 # ---- exit codes of failures that are not the API's ----
@@ -107,9 +49,7 @@ def test_a_permanent_401_is_exit_4_after_one_renewal_not_an_endless_loop(
 
     api = fake_api(answer)
     targets = [arg for t in range(1, 9) for arg in ("-t", str(t))]
-    out = cli(
-        "show", "-g", "7", *targets, "--host", api.url, "--client-key", "k", env={"COMMCTL_CLIENT_SECRET": "s"}
-    )
+    out = cli("show", "-g", "7", *targets, "--host", api.url, "--client-key", "k", env={"COMMCTL_CLIENT_SECRET": "s"})
     assert out.code == 4, out
     assert "HTTP 401" in out.stderr
     assert 1 <= api.count(token_path) <= 2, api.requests  # one token, and at most one renewal after the 401
