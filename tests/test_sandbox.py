@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from commctl.client import basic_header
 from commctl.sandbox.app import Faults
 
-from .conftest import Cli, Sandbox, ServeSandbox, serve_in_thread, write
+from .conftest import Cli, Sandbox, ServeSandbox, serve_in_thread, start_sandbox, stop_sandbox, write
 
 AUTH = {"Authorization": basic_header("sandbox", "sandbox")}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
@@ -509,3 +509,102 @@ def test_the_wsgi_module_fails_to_load_with_a_reason(tmp_path: Path) -> None:
     seed = write(tmp_path / "seed.yaml", "channels: [{id: x}]\n")
     with pytest.raises(RuntimeError, match=r"^commctl\.sandbox\.wsgi: .*seed\.yaml: channels\.0\.id: "):
         make_app({"COMMCTL_SANDBOX_DB": str(tmp_path / "s.db"), "COMMCTL_SANDBOX_SEED": str(seed)})
+
+
+def test_serve_flags_reach_the_server_and_the_seeds_credentials_are_printed(tmp_path: Path) -> None:
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 1, name: SMS}]\n"
+        "credentials:\n  basic: [{username: team, password: s3cret}]\n  oauth: [{key: k, secret: s, ttlSeconds: 2}]\n",
+    )
+    flags = ("--seed", str(seed), "--rate-limit", "2/s", "--auth-fail-after", "4")
+    s = start_sandbox(tmp_path / "flags.db", *flags)
+    try:
+        assert s.process is not None and s.process.stderr is not None
+        assert s.process.stderr.readline() == (
+            "credentials: Basic team / s3cret; OAuth client key k / secret s (tokens live 2 s)\n"
+        )
+        team = {"Authorization": basic_header("team", "s3cret")}
+        with httpx.Client(base_url=s.url, headers=team) as c:
+            answers = [c.get("/v3/targetGroups/channels") for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 429, 401]
+        assert answers[2].headers["retry-after"] == "1"
+    finally:
+        stop_sandbox(s)
+
+
+def test_the_fault_seed_flag_gives_the_runs_of_its_seed(tmp_path: Path) -> None:
+    from commctl.sandbox.app import SandboxApp, open_store
+
+    s = start_sandbox(tmp_path / "faulty.db", "--fail-rate", "0.5", "--fault-seed", "9")
+    paths = [f"/v3/targetGroups/4100/targets/5200/communications?n={n}" for n in range(30)]
+    try:
+        with httpx.Client(base_url=s.url, headers=AUTH) as c:
+            served = [c.get(p).status_code for p in paths]
+    finally:
+        stop_sandbox(s)
+    with in_process(SandboxApp(open_store(tmp_path / "same.db"), Faults(fail_rate=0.5, seed=9))) as c:
+        assert served == [c.get(p).status_code for p in paths]
+    assert set(served) == {200, 503}
+
+
+@pytest.fixture
+def announced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`sandbox serve` in process up to its announcement: the address it would bind is recorded, nothing listens."""
+    import commctl.sandbox.server
+
+    bound: list[str] = []
+
+    def fake_serve(app: Any, host: str, port: int, verbose: bool, announce: Callable[[str], None]) -> None:
+        bound.append(host)
+        announce(f"http://{host}:{port}")
+
+    monkeypatch.setattr(commctl.sandbox.server, "serve", fake_serve)
+    return bound
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.1"])
+def test_binding_beyond_loopback_warns_that_the_credentials_are_public(
+    cli: Cli, tmp_path: Path, announced: list[str], address: str
+) -> None:
+    out = cli("sandbox", "serve", "--bind", address, "--db", str(tmp_path / "s.db"))
+    assert out.code == 0, out
+    assert announced == [address]
+    assert out.stderr.splitlines()[1:] == [
+        "credentials: Basic sandbox / sandbox; OAuth client key sandbox / secret sandbox (tokens live 3600 s)",
+        f"warning: {address} is not a loopback address: whoever reaches it can use this sandbox, and its "
+        "credentials are public (printed above, and in the seed)",
+    ]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "localhost"])
+def test_loopback_binds_do_not_warn(cli: Cli, tmp_path: Path, announced: list[str], address: str) -> None:
+    out = cli("sandbox", "serve", "--bind", address, "--db", str(tmp_path / "s.db"))
+    assert out.code == 0, out
+    assert "warning" not in out.stderr
+
+
+def test_host_is_a_deprecated_alias_of_bind(cli: Cli, tmp_path: Path, announced: list[str]) -> None:
+    out = cli("sandbox", "serve", "--host", "localhost", "--db", str(tmp_path / "s.db"))
+    assert out.code == 0, out
+    assert announced == ["localhost"]
+    assert out.stderr.splitlines()[0] == (
+        "warning: `sandbox serve --host` is deprecated: use --bind (--host names the API everywhere else)"
+    )
+    both = cli("sandbox", "serve", "--host", "localhost", "--bind", "::1", "--db", str(tmp_path / "s.db"))
+    assert both.code == 2, both
+    assert announced == ["localhost"]
+
+
+def test_credentials_a_reseed_replaced_are_not_guessed(cli: Cli, tmp_path: Path, announced: list[str]) -> None:
+    seed = write(tmp_path / "seed.yaml", "credentials: {basic: [{username: sandbox, password: other}]}\n")
+    assert cli("sandbox", "reset", "--db", str(tmp_path / "s.db"), "--seed", str(seed)).code == 0
+    out = cli("sandbox", "serve", "--db", str(tmp_path / "s.db"))  # the built-in seed's password no longer fits
+    assert out.code == 0, out
+    assert out.stderr.splitlines()[1] == "credentials: Basic sandbox / (secret from the seed that set it)"
+
+
+def test_a_bad_rate_limit_is_a_usage_error(cli: Cli) -> None:
+    out = cli("sandbox", "serve", "--rate-limit", "10/h")
+    assert out.code == 2, out
+    assert "'10/h' is not N (per minute), N/m or N/s" in out.stderr

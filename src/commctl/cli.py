@@ -595,10 +595,27 @@ Seed = Annotated[
 ]
 
 
+def _rate_limit(value: str) -> str:
+    """Check --rate-limit (N per minute, N/m, N/s) here, so that a bad one is a usage error."""
+    from .sandbox.app import parse_rate_limit
+
+    try:
+        parse_rate_limit(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
 @command(sandbox_app, api=False)
 def serve(
     run: "Run",
-    host: Annotated[str, typer.Option("--host", help="Address to bind.", metavar="HOST")] = "127.0.0.1",
+    bind: Annotated[
+        str,
+        typer.Option(
+            "--bind", metavar="ADDRESS", help="Address to listen on; any other than loopback exposes public credentials."
+        ),
+    ] = "127.0.0.1",
+    host: Annotated[Optional[str], typer.Option("--host", hidden=True, metavar="ADDRESS")] = None,  # old --bind
     port: Annotated[
         int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="Port (0 picks a free one).")
     ] = 8080,
@@ -609,23 +626,41 @@ def serve(
         float, typer.Option("--fail-rate", min=0, max=1, help="Share of requests answered 503.", metavar="P")
     ] = 0.0,
     rate_limit: Annotated[
-        int, typer.Option("--rate-limit", min=0, help="Requests per minute, then 429.", metavar="N")
-    ] = 0,
-    rate_window: Annotated[float, typer.Option("--rate-window", min=0.1, hidden=True)] = 60.0,
+        str,
+        typer.Option(
+            "--rate-limit",
+            callback=_rate_limit,
+            metavar="N[/s]",
+            help="Requests per minute (N/s: per second) per credential, then 429 with Retry-After.",
+        ),
+    ] = "0",
     drop_rate: Annotated[
         float,
         typer.Option(
             "--drop-rate", min=0, max=1, help="Share of requests whose connection is closed unanswered.", metavar="P"
         ),
     ] = 0.0,
+    fault_seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--fault-seed", min=0, metavar="N", help="Pick the --fail-rate/--drop-rate requests reproducibly from N."
+        ),
+    ] = None,
+    auth_fail_after: Annotated[
+        int,
+        typer.Option(
+            "--auth-fail-after", min=0, metavar="K", help="Revoke the credentials: 401 from the K-th request using them."
+        ),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each request.")] = False,
 ) -> int:
-    """Serve the emulator over HTTP on loopback (state in SQLite)."""
+    """Serve the emulator over HTTP (state in SQLite)."""
     from .commands import sandbox
-    from .sandbox.app import Faults
+    from .sandbox.app import Faults, parse_rate_limit
 
-    faults = Faults(latency_ms, fail_rate, rate_limit, rate_window, drop_rate)
-    return sandbox.serve(run, host, port, db, seed, faults, verbose)
+    limit, window = parse_rate_limit(rate_limit)
+    faults = Faults(latency_ms, fail_rate, limit, window, drop_rate, fault_seed, auth_fail_after)
+    return sandbox.serve(run, bind, port, db, seed, faults, verbose, deprecated_host=host)
 
 
 @command(sandbox_app, api=False)

@@ -84,3 +84,26 @@ def load_seed(path: Path | None) -> dict[str, Any]:
     except ValidationError as e:
         lines = [f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
         raise InputError(lines) from None
+
+
+def describe_credentials(stored: list[tuple[str, str, str, int]], seed: dict[str, Any]) -> list[str]:
+    """What `sandbox serve` prints: each credential the state accepts, with its secret when `seed` has it.
+
+    `stored` holds (kind, name, md5 of the secret, token lifetime). A secret shows only when the seed at
+    hand (the one given, or the built-in one) has the same name with a secret of that digest; the state
+    itself keeps digests, not secrets.
+    """
+    from .store import md5
+
+    creds = seed.get("credentials", {})
+    known = {("basic", b["username"]): b["password"] for b in creds.get("basic", [])}
+    known |= {("oauth", o["key"]): o["secret"] for o in creds.get("oauth", [])}
+    lines = []
+    for kind, name, digest, ttl in stored:
+        secret = known.get((kind, name))
+        shown = secret if secret is not None and md5(secret) == digest else "(secret from the seed that set it)"
+        if kind == "basic":
+            lines.append(f"Basic {name} / {shown}")
+        else:
+            lines.append(f"OAuth client key {name} / secret {shown} (tokens live {ttl} s)")
+    return lines

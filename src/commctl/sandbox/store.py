@@ -255,6 +255,11 @@ class Store:
 
         return self._remembered(("credential", kind, name), look_up)  # type: ignore[no-any-return]
 
+    def credentials(self) -> list[tuple[str, str, str, int]]:
+        """(kind, name, md5 of the secret, token lifetime) of every credential the state accepts."""
+        sql = "SELECT kind, name, secret_md5, ttl FROM credentials ORDER BY kind, name"
+        return [(r["kind"], r["name"], r["secret_md5"], r["ttl"] or 0) for r in self.conn().execute(sql)]
+
     def check_basic(self, username: str, digest: str) -> bool:
         known = self._credential("basic", username)
         return known is not None and secrets.compare_digest(known[0], digest.lower())
