@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import SAMPLES, Cli, Sandbox, write
+from .conftest import SAMPLES, Cli, Sandbox, ServeSandbox, write
 
 SUMMER = str(SAMPLES / "summer-challenge.yaml")
+ENV = {"COMMCTL_PASSWORD": "sandbox"}
 REMINDER = ("upsert", "-g", "4100", "-t", "5200", "--type", "REMINDER", "-c", "SMS")
 
 
@@ -43,6 +44,25 @@ def edited(tmp_path: Path, *pairs: tuple[str, str]) -> Path:
     return write(copy / "summer-challenge.yaml", text)
 
 
+def _group(tmp_path: Path, group: int, targets: range) -> tuple[Path, Path]:
+    """A seed with one group of `targets` and a file giving each a START communication."""
+    seed = write(
+        tmp_path / "seed.yaml",
+        f"channels: [{{id: 2, name: EMAIL}}]\ntargetGroups:\n- id: {group}\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in targets)
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
+    )
+    comms = write(
+        tmp_path / "comms.yaml",
+        f"targetGroupId: {group}\ndefaults: {{channelId: 2}}\ntargets:\n"
+        + "".join(
+            f"- targetId: {t}\n  communications: [{{communicationType: START, messageTemplate: 'Hi {t}'}}]\n"
+            for t in targets
+        ),
+    )
+    return seed, comms
+
+
 def journal_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "state" / "commctl" / "journal").glob("*.jsonl"))
 
@@ -64,8 +84,7 @@ def test_a_write_is_journaled_before_and_after_and_reported_as_an_undo_record(
     }
     assert json.loads((tmp_path / "r.json").read_text()) == doc
 
-    newest = journal_files(tmp_path)[-1]
-    assert newest.stem == run["id"]
+    [newest] = [p for p in journal_files(tmp_path) if p.stem == run["id"]]
     assert stat.S_IMODE(newest.stat().st_mode) == 0o600
     intent, outcome = [json.loads(line) for line in newest.read_text().splitlines()]
     assert (intent["action"], outcome["action"]) == ("update", "updated")
@@ -233,23 +252,9 @@ def test_an_unwritable_report_is_exit_2_before_anything_is_sent(cli: Cli, sandbo
 def test_answers_lost_after_the_write_are_read_back_not_reported_failed(
     cli: Cli, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    seed = write(
-        tmp_path / "seed.yaml",
-        "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 700\n  targets:\n"
-        + "".join(f"  - {{id: {t}}}\n" for t in range(7001, 7031))
-        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
-    )
-    comms = write(
-        tmp_path / "comms.yaml",
-        "targetGroupId: 700\ndefaults: {channelId: 2}\ntargets:\n"
-        + "".join(
-            f"- targetId: {t}\n  communications: [{{communicationType: START, messageTemplate: 'Hi {t}'}}]\n"
-            for t in range(7001, 7031)
-        ),
-    )
+    seed, comms = _group(tmp_path, 700, range(7001, 7031))
     s = sandbox_factory("--seed", str(seed), "--drop-rate", "0.3")
-    env = {"COMMCTL_PASSWORD": "sandbox"}
-    out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "0", *s.args, env=env)
+    out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "0", *s.args, env=ENV)
     assert out.code in (0, 5, 6), out
     stored = {r[0] for r in sqlite3.connect(s.db).execute("SELECT target_id FROM communications WHERE group_id = 700")}
     results = {r["targetId"]: r["action"] for r in out.json()["results"]}
@@ -265,20 +270,7 @@ SLOW_TARGETS = range(8001, 8061)
 
 
 def _slow_batch(tmp_path: Path, start: Callable[..., Sandbox]) -> tuple[Sandbox, Path]:
-    seed = write(
-        tmp_path / "seed.yaml",
-        "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 800\n  targets:\n"
-        + "".join(f"  - {{id: {t}}}\n" for t in SLOW_TARGETS)
-        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
-    )
-    comms = write(
-        tmp_path / "comms.yaml",
-        "targetGroupId: 800\ndefaults: {channelId: 2}\ntargets:\n"
-        + "".join(
-            f"- targetId: {t}\n  communications: [{{communicationType: START, messageTemplate: 'Hi {t}'}}]\n"
-            for t in SLOW_TARGETS
-        ),
-    )
+    seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
     return start("--seed", str(seed), "--latency-ms", "150"), comms
 
 
@@ -318,3 +310,31 @@ def test_a_signal_mid_batch_stops_new_writes_and_reports_everything(
     journal = [json.loads(line) for p in journal_files(tmp_path) for line in p.read_text().splitlines()]
     assert sum(e["action"] == "created" for e in journal) == after
     assert "interrupted" in stderr
+
+
+def test_a_401_from_the_kth_write_on_reports_what_was_applied_and_skips_the_rest(
+    cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path
+) -> None:
+    from commctl.sandbox.app import Faults
+
+    seed, comms = _group(tmp_path, 900, range(9001, 9011))
+    # channels (1) and the ten reads (10) pass, then four writes; the fifth write meets revoked credentials
+    s = serve_sandbox(seed=seed, faults=Faults(auth_fail_after=1 + 10 + 5))
+    report = tmp_path / "r.json"
+    out = cli("upsert", "-f", str(comms), "--concurrency", "1", "-o", "json", "--report", str(report), *s.args, env=ENV)
+    assert out.code == 4, out
+    doc = json.loads(report.read_text())
+    assert out.json() == doc
+    assert doc["error"]["kind"] == "auth"
+    assert [r["action"] for r in doc["results"]] == ["created"] * 4 + ["failed"] + ["skipped"] * 5
+    assert doc["summary"] == {"created": 4, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 5}
+    with sqlite3.connect(s.db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM communications").fetchone()[0] == 4
+
+
+def test_an_unwritable_journal_is_exit_2_before_anything_is_sent(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
+    blocker = write(tmp_path / "not-a-dir", "")
+    out = cli("upsert", "-f", SUMMER, env={"COMMCTL_JOURNAL_DIR": str(blocker / "journal")})
+    assert out.code == 2, out
+    assert "COMMCTL_JOURNAL_DIR" in out.stderr
+    assert live(cli) == {}

@@ -70,21 +70,27 @@ class Journal:
     def __init__(self, run: RunInfo, directory: Path) -> None:
         self.run = run
         self.path = directory / f"{run.id}.jsonl"
-        try:
+        try:  # fail before anything is sent, not at the first write
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            writable = os.access(directory, os.W_OK)
         except OSError as e:
+            writable, why = False, e.strerror or str(e)
+        else:
+            why = "Permission denied"
+        if not writable:
             raise UsageError(
-                f"cannot write the journal {self.path}: {e.strerror or e}",
+                f"cannot write the journal in {directory}: {why}",
                 hint="set COMMCTL_JOURNAL_DIR to a writable directory",
-            ) from None
+            )
+        self._fd: int | None = None  # opened at the first line: a run that sends nothing leaves no file
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._written = 0
         self._synced = 0
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
 
     def _line(self, item: Item, action: str, after: Mapping[str, Any] | None) -> dict[str, Any]:
         return {
@@ -113,6 +119,8 @@ class Journal:
             return
         data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
         with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.write(self._fd, data)  # O_APPEND: one write, one atomic append
             self._written += 1
             mine = self._written
@@ -121,6 +129,7 @@ class Journal:
                 return  # another worker's flush covered this line
             with self._lock:
                 upto = self._written
+            assert self._fd is not None
             os.fdatasync(self._fd)
             self._synced = upto
 
