@@ -338,3 +338,22 @@ def test_an_unwritable_journal_is_exit_2_before_anything_is_sent(cli: Cli, sandb
     assert out.code == 2, out
     assert "COMMCTL_JOURNAL_DIR" in out.stderr
     assert live(cli) == {}
+
+
+def test_a_second_ctrl_c_quits_at_once(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    import signal
+
+    seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
+    s = sandbox_factory("--seed", str(seed), "--latency-ms", "2000")
+    env = {**os.environ, "COMMCTL_PASSWORD": "sandbox"}
+    cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "--concurrency", "1", "--verbose", *s.args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    while "/communications" not in proc.stderr.readline():  # --verbose: the batch is reading targets
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    while "interrupted" not in proc.stderr.readline():  # the first asks to finish what is in flight...
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)  # ...the second does not wait for it
+    proc.wait(timeout=1.5)
+    assert proc.returncode == 130
