@@ -172,7 +172,7 @@ CONNECTION_OPTIONS = [
             typer.Option(
                 "--timeout",
                 rich_help_panel=CONN,
-                help="Seconds per request [env COMMCTL_TIMEOUT; default 30]",
+                help="Seconds for a whole request: connect, headers and body [env COMMCTL_TIMEOUT; default 30]",
                 metavar="SECONDS",
             ),
         ],
