@@ -162,6 +162,8 @@ def finish(
         raise fatal
     if run.output == "markdown":
         run.out_stream.write(render.markdown(items, f"commctl {command}"))
+    elif run.output == "table" and not items:
+        run.note(render.summary_line(items))  # no table of zero rows
     elif run.output == "table" and diff and all(i.action is Action.UNCHANGED for i in items):
         run.note(f"in sync: {render.summary_line(items)}")  # no table of zero differences
     else:
