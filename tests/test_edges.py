@@ -275,8 +275,7 @@ def test_show_of_an_empty_group_says_so_on_stderr(cli: Cli, local: None) -> None
     out = cli("show", "-g", "4100")
     assert out.code == 0, out
     assert out.stderr == "no communications in target group 4100\n"
-    header = "group target id type channel sender subject message offset days active last updated"
-    assert out.stdout.split() == header.split()
+    assert out.stdout == "group\ttarget\tid\ttype\tchannel\tsender\tsubject\tmessage\toffset\tactive\tupdated\n"
 
 
 def test_export_json_is_the_file_format(cli: Cli, local: None) -> None:
@@ -445,7 +444,7 @@ def test_diff_markdown_when_in_sync_and_when_a_target_fails(cli: Cli, local: Non
         "",
         "| action | group | target | type | channel | fields |",
     ]
-    assert lines[6].startswith("| failed | 4100 | 9999 | START | 2 | HTTP 404 Not Found from GET ")
+    assert lines[6].startswith("| failed | 4100 | 9999 | START | 2 | `HTTP 404 Not Found from GET ")
     table = cli("diff", "-f", str(path))
     assert table.code == 5, table
     assert table.stdout.splitlines()[1].split()[:8] == ["failed", "4100", "9999", "START", "2", "EMAIL", "HTTP", "404"]

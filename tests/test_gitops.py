@@ -66,7 +66,8 @@ def test_diff_table_shows_a_unified_diff_of_long_templates(cli: Cli, sandbox: Sa
     assert out.code == 7, out
     assert "--- live" in out.stdout and "+++ desired" in out.stdout
     assert "-    <p>Spend 5000 before" in out.stdout and "+    <p>Spend 6000 before" in out.stdout
-    assert "'Your summer challenge is over'" in out.stdout and "'Your summer challenge has ended'" in out.stdout
+    lines = out.stdout.splitlines()
+    assert "-Your summer challenge is over" in lines and "+Your summer challenge has ended" in lines
     assert "1 would-create, 2 would-update" in out.stderr
 
 
@@ -79,8 +80,17 @@ def test_markdown_summary_for_pull_requests(cli: Cli, sandbox: Sandbox, tmp_path
     assert lines[2] == "**3** unchanged · **1** would-create · **2** would-update"
     assert lines[4] == "| action | group | target | type | channel | fields |"
     assert len([line for line in lines if line.startswith("| would-")]) == 3
-    assert "`subjectTemplate`: Your summer challenge is over → Your summer challenge has end…" in out.stdout
+    assert "`subjectTemplate`: `Your summer challenge is over` → `Your summer challenge has end…`" in out.stdout
     assert all(len(line) < 300 for line in lines)
+    # the long template change also as a unified diff, old and new lines apart
+    diff = lines[lines.index("```diff") + 1 : -1]
+    assert diff[:2] == [
+        "--- live: group 4100 target 5200 START messageTemplate",
+        "+++ desired: group 4100 target 5200 START messageTemplate",
+    ]
+    assert "-    <p>Spend 5000 before the end of August and earn 500 bonus points.</p>" in diff
+    assert "+    <p>Spend 6000 before the end of August and earn 500 bonus points.</p>" in diff
+    assert lines[-1] == "```"
     applied = cli("upsert", "-f", str(changed_copy(tmp_path / "again")), "-o", "markdown")
     assert applied.code == 0, applied
     assert applied.stdout.splitlines()[2] == "**1** created · **2** updated · **3** unchanged"
@@ -268,6 +278,7 @@ def test_the_ci_recipe_end_to_end(cli: Cli, sandbox: Sandbox, tmp_path: Path) ->
     assert cli("deactivate", "-g", "4200", "-t", "5300", "--type", "START").code == 0
     drift = cli("diff", "-f", str(repo), "-o", "markdown")
     assert drift.code == 7, drift  # nightly: drift found
-    assert drift.stdout.splitlines()[-1] == (
-        "| would-update | 4200 | 5300 | START | 3 | `messageTemplate`: by hand → Visit us 3 times this month t… |"
+    assert (
+        "| would-update | 4200 | 5300 | START | 3 | `messageTemplate`: `by hand` → `Visit us 3 times this month t…` |"
+        in drift.stdout.splitlines()
     )

@@ -233,18 +233,7 @@ def test_retry_after_as_a_past_http_date_retries_at_once() -> None:
 
 # ---- output scripts parse ----
 
-SHOW_FILES = """\
-group  target  type      channel      sender                 subject                                   message                                   offset days  active  declared at
-4200   5300    START     3                                   New month, new visits                     Visit us 3 times this month to unlock a…                       sample-configs/monthly-visits.yaml:9:9
-4200   5300    REMINDER  1            BRANDSMS                                                         One more visit to unlock your monthly r…  5                    sample-configs/monthly-visits.yaml:12:9
-4200   5301    FINISH    MOBILE PUSH                                                                   This month's visit challenge has ended.                        sample-configs/monthly-visits.yaml:22:9
-4200   5301    REMINDER  2            loyalty@brand.example  Two visits to go                          Only two more visits this month to reac…  7                    sample-configs/single-reminder.json:7:9
-4100   5200    START     EMAIL        loyalty@brand.example  Your summer challenge has started         <html>⏎  <body>⏎    <p>Hello {{first_na…                       sample-configs/summer-challenge.yaml:10:9
-4100   5200    FINISH    EMAIL        loyalty@brand.example  Your summer challenge is over             Thanks for taking part, {{first_name}}!…  1                    sample-configs/summer-challenge.yaml:13:9
-4100   5200    REMINDER  SMS          BRANDSMS                                                         3 days left to reach your summer target!  3                    sample-configs/summer-challenge.yaml:17:9
-4100   5201    START     EMAIL        loyalty@brand.example  Your online summer challenge has started  <html>⏎  <body>⏎    <p>Hello {{first_na…                       sample-configs/summer-challenge.yaml:24:9
-4100   5201    CHANGE    EMAIL        loyalty@brand.example  Your target has changed                   Good news, {{first_name}}: your new tar…               no      sample-configs/summer-challenge.yaml:27:9
-"""
+SHOW_FILES = (ROOT / "tests" / "golden" / "show-files-piped.txt").read_text(encoding="utf-8")  # tab-separated
 
 
 def test_show_files_piped_table_is_stable(cli: Cli, monkeypatch: Any) -> None:

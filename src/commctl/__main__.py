@@ -13,7 +13,16 @@ def main() -> None:
         return
     from .cli import app
 
-    app(prog_name="commctl")
+    try:
+        app(prog_name="commctl")
+    except SystemExit as e:
+        # Click ends output it could not write (help, usage) with exit 1 after wrapping stdout so that
+        # the final flush stays quiet; a closed pipe is not a bug, so say it as commands do.
+        if e.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            from .errors import ExitCode
+
+            raise SystemExit(ExitCode.CLOSED_PIPE) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import typer
 from . import __version__
 from .domain import COMM_TYPES, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .errors import UsageError
+from .helptext import Command
+from .helptext import Group as HelpGroup
 from .options import ConnectionOptions, OutputOptions, WriteOptions
 
 if TYPE_CHECKING:
@@ -26,33 +28,66 @@ app = typer.Typer(
     name="commctl",
     help="Manage the target communications (START / FINISH / CHANGE / REMINDER messages) of Capillary "
     "Loyalty target groups.",
+    epilog="""
+# try it on the local emulator, no account needed
+commctl upsert -f comms/ --host sandbox
+# what the server holds
+commctl show -g 4100
+# what a merge would change (exit 7 when it differs)
+commctl diff -f comms/ -o markdown
+# a command's options and examples
+commctl COMMAND -h
+""",
+    cls=HelpGroup,
     no_args_is_help=True,
+    add_completion=False,  # `commctl completion SHELL` instead of --install-completion (and faster)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: Rich would cost --help its 150 ms budget
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-sandbox_app = typer.Typer(help="Run the local emulator of the API.", no_args_is_help=True, rich_markup_mode=None)
-config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True, rich_markup_mode=None)
+sandbox_app = typer.Typer(
+    help="Run the local emulator of the API.",
+    epilog="commctl sandbox serve --port 8080\ncommctl sandbox reset",
+    cls=HelpGroup,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(
+    help="Inspect settings.", epilog="commctl config show", cls=HelpGroup, no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(sandbox_app, name="sandbox")
-auth_app = typer.Typer(help="Credentials in use and the OAuth token cache.", no_args_is_help=True, rich_markup_mode=None)
+auth_app = typer.Typer(
+    help="Credentials in use and the OAuth token cache.",
+    epilog="commctl auth status\ncommctl auth logout",
+    cls=HelpGroup,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(auth_app, name="auth")
 
 
-def _comm_types(value: Any) -> Any:
-    """Check --type values (any case) against the communication types, with a did-you-mean."""
-    if value is None:
-        return None
-    checked = []
-    for v in value if isinstance(value, list) else [value]:
-        if v.upper() not in COMM_TYPES:
-            import difflib
+def _one_of(values: tuple[str, ...], case: Callable[[str], str] = str.lower) -> Callable[[Any], Any]:
+    """A callback that checks a flag's value(s) against `values` (any case), exit 2 with a did-you-mean."""
 
-            close = difflib.get_close_matches(v.upper(), COMM_TYPES, n=1)
-            tip = f" (did you mean {close[0]}?)" if close else ""
-            raise typer.BadParameter(f"{v!r} is not one of {', '.join(COMM_TYPES)}{tip}")
-        checked.append(v.upper())
-    return checked if isinstance(value, list) else checked[0]
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        checked = []
+        for v in value if isinstance(value, list) else [value]:
+            if case(v) not in values:
+                import difflib
+
+                close = difflib.get_close_matches(case(v), values, n=1)
+                tip = f" (did you mean {close[0]}?)" if close else ""
+                raise typer.BadParameter(f"{v!r} is not one of {', '.join(values)}{tip}")
+            checked.append(case(v))
+        return checked if isinstance(value, list) else checked[0]
+
+    return check
+
+
+_comm_types = _one_of(COMM_TYPES, str.upper)
 
 
 def _opt(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
@@ -60,31 +95,70 @@ def _opt(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
 
 
 CONN, OUT, WRITE = "Connection", "Output", "Writing"
-OUTPUT_OPTIONS = [
-    _opt(
-        "output",
-        Annotated[
-            Optional[str],
-            typer.Option(
-                "--output",
-                "-o",
-                metavar="FORMAT",
-                rich_help_panel=OUT,
-                help="table, json, yaml; markdown for the writing commands [env COMMCTL_OUTPUT]",
-            ),
-        ],
-    ),
-    _opt(
-        "quiet",
-        Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUT, help="Only data and errors.")],
-        False,
-    ),
-    _opt(
-        "debug",
-        Annotated[bool, typer.Option("--debug", rich_help_panel=OUT, help="Tracebacks for internal errors.")],
-        False,
-    ),
-]
+COMPLETE_VAR = "_COMMCTL_COMPLETE"  # the environment variable through which a shell asks for completions
+TABLES = ("table", "json", "yaml")
+REPORTS = (*TABLES, "markdown")
+
+
+def _output_options(formats: tuple[str, ...], tables: bool) -> list[inspect.Parameter]:
+    """-o with this command's formats, --no-headers for commands that print tables, --quiet, --debug."""
+    params = []
+    if formats:
+        output = typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            rich_help_panel=OUT,
+            callback=_one_of(formats),
+            autocompletion=lambda: list(formats),
+            help=f"{', '.join(formats)} [env COMMCTL_OUTPUT; default table]",
+        )
+        params.append(_opt("output", Annotated[Optional[str], output]))
+    if tables:
+        no_headers = typer.Option("--no-headers", rich_help_panel=OUT, help="Piped tables without the header line.")
+        params.append(_opt("no_headers", Annotated[bool, no_headers], False))
+    return [
+        *params,
+        _opt(
+            "quiet",
+            Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUT, help="Only data and errors.")],
+            False,
+        ),
+        _opt(
+            "debug",
+            Annotated[bool, typer.Option("--debug", rich_help_panel=OUT, help="Tracebacks for internal errors.")],
+            False,
+        ),
+    ]
+
+
+def _hosts(incomplete: str) -> list[str]:
+    from .config import CLUSTERS, SANDBOX
+
+    return [h for h in (*CLUSTERS, SANDBOX) if h.startswith(incomplete)]
+
+
+def _profiles(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Profile names from the config file (--config, COMMCTL_CONFIG or the default path)."""
+    import os
+
+    from .config import config_path
+
+    path = ctx.params.get("config") or os.environ.get("COMMCTL_CONFIG") or str(config_path(os.environ))
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        names = [str(n) for n in (data.get("profiles") or {})] if isinstance(data, dict) else []
+    except Exception:  # completion must never fail loudly
+        names = []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _types(incomplete: str) -> list[str]:
+    return [t for t in COMM_TYPES if t.startswith(incomplete.upper())]
+
+
 CONNECTION_OPTIONS = [
     _opt(
         "host",
@@ -95,6 +169,7 @@ CONNECTION_OPTIONS = [
                 rich_help_panel=CONN,
                 help="eu, in/apac, apac2/sg, us, cn, a URL, or sandbox [env COMMCTL_HOST]",
                 metavar="HOST",
+                autocompletion=_hosts,
             ),
         ],
     ),
@@ -107,6 +182,7 @@ CONNECTION_OPTIONS = [
                 rich_help_panel=CONN,
                 help="Profile of the config file [env COMMCTL_PROFILE]",
                 metavar="NAME",
+                autocompletion=_profiles,
             ),
         ],
     ),
@@ -265,13 +341,18 @@ def command(
     *,
     api: bool = True,
     write: tuple[str, ...] = (),
+    output: tuple[str, ...] = TABLES,
+    tables: bool = True,
     name: str | None = None,
+    examples: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register fn(run, ...) as a command with the option groups it uses, inside the error boundary.
 
-    `api` adds the connection options; `write` names the write options the command takes.
+    `api` adds the connection options; `write` names the write options the command takes; `output`
+    the -o formats it offers (none: no -o); `tables` adds --no-headers; `examples` is the help epilog.
     """
-    shared = [*OUTPUT_OPTIONS, *(CONNECTION_OPTIONS if api else []), *(WRITE_OPTIONS[n] for n in write)]
+    out_params = _output_options(output, tables)
+    shared = [*out_params, *(CONNECTION_OPTIONS if api else []), *(WRITE_OPTIONS[n] for n in write)]
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         own = list(inspect.signature(fn).parameters.values())[1:]
@@ -283,17 +364,19 @@ def command(
             def take(names: Any) -> dict[str, Any]:
                 return {n: kwargs.pop(n) for n in names}
 
-            out = OutputOptions(**take(p.name for p in OUTPUT_OPTIONS))
+            out = OutputOptions(**take(p.name for p in out_params), formats=output)
             conn = ConnectionOptions(**take(p.name for p in CONNECTION_OPTIONS)) if api else None
             run = Run(out, conn, WriteOptions(**take(write)))
             with run.guard():
+                if output:
+                    _ = run.output  # a bad COMMCTL_OUTPUT or config value fails (exit 4) before any work
                 code = fn(run, **kwargs)
             raise typer.Exit(int(code or 0))
 
         params = own + shared
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        target.command(name or fn.__name__.replace("_", "-"))(wrapper)
+        target.command(name or fn.__name__.replace("_", "-"), cls=Command, epilog=examples)(wrapper)
         return fn
 
     return decorate
@@ -324,7 +407,9 @@ Files = Annotated[
 ]
 Types = Annotated[
     Optional[list[str]],
-    typer.Option("--type", callback=_comm_types, metavar="TYPE", help="Communication type (repeatable)."),
+    typer.Option(
+        "--type", callback=_comm_types, autocompletion=_types, metavar="TYPE", help="Communication type (repeatable)."
+    ),
 ]
 Channels = Annotated[
     Optional[list[str]], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name (repeatable).")
@@ -337,14 +422,32 @@ def _need(value: Any, flag: str, why: str) -> Any:
     return value
 
 
-@command(write=WRITES)
+@command(
+    write=WRITES,
+    output=REPORTS,
+    examples="""
+# everything the files declare; only changes are sent
+commctl upsert -f comms/
+# the plan, nothing sent
+commctl upsert -f comms/ --dry-run
+# one communication from flags (fields left out keep their live value)
+commctl upsert -g 4100 -t 5200 --type REMINDER -c SMS --message "2 days left!"
+commctl upsert -g 4100 -t 5200 --type START -c 2 --message-file a.html -o json
+""",
+)
 def upsert(
     run: "Run",
     group: Group = None,
     target: Annotated[Optional[int], typer.Option("--target", "-t", min=1, metavar="ID", help="Target id.")] = None,
     type_: Annotated[
         Optional[str],
-        typer.Option("--type", callback=_comm_types, help="START, FINISH, CHANGE or REMINDER.", metavar="TYPE"),
+        typer.Option(
+            "--type",
+            callback=_comm_types,
+            autocompletion=_types,
+            help="START, FINISH, CHANGE or REMINDER.",
+            metavar="TYPE",
+        ),
     ] = None,
     channel: Annotated[
         Optional[str], typer.Option("--channel", "-c", metavar="ID|NAME", help="Channel id or name.")
@@ -406,7 +509,18 @@ def upsert(
     return write.upsert(run, [desired])
 
 
-@command(write=("report", "strict", "concurrency", "plan_out"))
+@command(
+    write=("report", "strict", "concurrency", "plan_out"),
+    output=REPORTS,
+    examples="""
+# exit 0 in sync, 7 when the live state differs
+commctl diff -f comms/
+# a pull-request comment
+commctl diff -f comms/ -o markdown > plan.md
+# nightly drift check in CI
+commctl diff -f comms/ --report drift.json
+""",
+)
 def diff(run: "Run", files: Files = None) -> int:
     """Compare files with the live state field by field; exit 7 when they differ."""
     from .commands import write
@@ -414,7 +528,7 @@ def diff(run: "Run", files: Files = None) -> int:
     return write.diff(run, _need(files, "-f", "(the files to compare)"))
 
 
-def _switch(active: bool, name: str, doc: str) -> None:
+def _switch(active: bool, name: str, doc: str, examples: str) -> None:
     def switch(
         run: "Run",
         group: Group = None,
@@ -431,14 +545,41 @@ def _switch(active: bool, name: str, doc: str) -> None:
         return write.set_active(run, active, group, targets or [], types or [], channels or [], files or [], everything)
 
     switch.__name__, switch.__doc__ = name, doc
-    command(write=WRITES)(switch)
+    command(write=WRITES, output=REPORTS, examples=examples)(switch)
 
 
-_switch(True, "activate", "Switch matching live communications on (all targets of the group unless --target is given).")
-_switch(False, "deactivate", "Switch matching live communications off (there is no delete in the API).")
+_switch(
+    True,
+    "activate",
+    "Switch matching live communications on (all targets of the group unless --target is given).",
+    """
+commctl activate -g 4100 -t 5200 --type REMINDER
+# the communications these files name
+commctl activate -f comms/summer.yaml
+""",
+)
+_switch(
+    False,
+    "deactivate",
+    "Switch matching live communications off (there is no delete in the API).",
+    """
+commctl deactivate -g 4100 --type REMINDER -c SMS --dry-run
+commctl deactivate -g 4100 -t 5200 -t 5201
+""",
+)
 
 
-@command()
+@command(
+    examples="""
+# the live communications of a group
+commctl show -g 4100
+commctl show -g 4100 -t 5200 -o json | jq '.[].messageTemplate'
+# piped tables are tab-separated
+commctl show -g 4100 --no-headers | cut -f4
+# what the files declare (offline)
+commctl show -f comms/
+""",
+)
 def show(run: "Run", group: Group = None, targets: Targets = None, files: Files = None) -> int:
     """Show the live communications of a group, or with -f what files declare (offline)."""
     from .commands import read
@@ -448,7 +589,18 @@ def show(run: "Run", group: Group = None, targets: Targets = None, files: Files 
     return read.show_live(run, _need(group, "--group", "(or give -f FILE)"), targets or [])
 
 
-@command(api=False, write=("strict",))
+@command(
+    api=False,
+    write=("strict",),
+    tables=False,
+    examples="""
+# every *.yaml, *.yml, *.json under comms/
+commctl validate comms/
+# template warnings fail too (exit 3)
+commctl validate comms/ --strict
+cat summer.yaml | commctl validate -
+""",
+)
 def validate(
     run: "Run", paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files, directories or -.")]
 ) -> int:
@@ -461,7 +613,15 @@ def validate(
 GroupRequired = Annotated[int, typer.Option("--group", "-g", min=1, metavar="ID", help="Target group id.")]
 
 
-@command()
+@command(
+    tables=False,
+    examples="""
+# the live state as a file; upsert -f of it is a no-op
+commctl export -g 4100 > comms/summer.yaml
+# writes comms/group-4100.yaml
+commctl export -g 4100 --out comms/
+""",
+)
 def export(
     run: "Run",
     group: GroupRequired,
@@ -476,7 +636,7 @@ def export(
     return read.export(run, group, targets or [], out)
 
 
-@command()
+@command(examples="commctl channels\ncommctl channels -o json | jq -r '.[] | \"\\(.id) \\(.name)\"'")
 def channels(run: "Run") -> int:
     """List the channels enabled for target loyalty (id and name)."""
     from .commands import read
@@ -484,7 +644,7 @@ def channels(run: "Run") -> int:
     return read.discover(run, "channels")
 
 
-@command()
+@command(examples="commctl groups\ncommctl groups --no-headers | cut -f1")
 def groups(run: "Run") -> int:
     """List the target groups of the org."""
     from .commands import read
@@ -492,7 +652,7 @@ def groups(run: "Run") -> int:
     return read.discover(run, "groups")
 
 
-@command()
+@command(examples="commctl targets -g 4100\ncommctl targets -g 4100 -o json")
 def targets(run: "Run", group: GroupRequired) -> int:
     """List the targets of a target group."""
     from .commands import read
@@ -500,7 +660,15 @@ def targets(run: "Run", group: GroupRequired) -> int:
     return read.discover(run, "targets", group)
 
 
-@command(api=False)
+@command(
+    api=False,
+    output=(),
+    tables=False,
+    examples="""
+commctl schema > commctl.schema.json
+# then, first line of a YAML file:  # yaml-language-server: $schema=commctl.schema.json
+""",
+)
 def schema(run: "Run") -> int:
     """Print the JSON Schema of the communication file format."""
     from .commands import read
@@ -508,7 +676,9 @@ def schema(run: "Run") -> int:
     return read.schema(run)
 
 
-@command(config_app, name="show")
+@command(
+    config_app, name="show", examples="commctl config show\ncommctl config show --profile staging -o json"
+)
 def config_show(run: "Run") -> int:
     """Show the resolved settings and where each came from (secrets masked)."""
     from .commands import config
@@ -516,7 +686,7 @@ def config_show(run: "Run") -> int:
     return config.show(run)
 
 
-@command(auth_app, name="status")
+@command(auth_app, name="status", examples="commctl auth status\ncommctl auth status --profile eu-prod -o json")
 def auth_status(run: "Run") -> int:
     """Show which credentials would be used, where they came from, and the cached OAuth token (no secrets)."""
     from .commands import auth
@@ -524,7 +694,7 @@ def auth_status(run: "Run") -> int:
     return auth.status(run)
 
 
-@command(auth_app, api=False, name="logout")
+@command(auth_app, api=False, name="logout", tables=False, examples="commctl auth logout")
 def auth_logout(run: "Run") -> int:
     """Forget the cached OAuth tokens (the next run asks the token endpoint again)."""
     from .commands import auth
@@ -537,7 +707,15 @@ Groups = Annotated[
 ]
 
 
-@command(api=False)
+@command(
+    api=False,
+    examples="""
+commctl history -n 20
+commctl history -g 4100 --type REMINDER -o json
+# what one run wrote
+commctl history --run 20261127T160255Z-3f9c
+""",
+)
 def history(
     run: "Run",
     groups: Groups = None,
@@ -554,7 +732,15 @@ def history(
     return journal.history(run, groups or [], targets or [], types or [], run_id, limit)
 
 
-@command(write=UNDO)
+@command(
+    write=UNDO,
+    output=REPORTS,
+    examples="""
+# undo a run: what it overwrote is put back, what it created is deactivated
+commctl restore 20261127T160255Z-3f9c --dry-run
+commctl restore --from apply.json -g 4100
+""",
+)
 def restore(
     run: "Run",
     run_id: Annotated[
@@ -575,7 +761,15 @@ def restore(
     return journal.restore(run, run_id, source, groups or [], targets or [], types or [])
 
 
-@command(write=UNDO)
+@command(
+    write=UNDO,
+    output=REPORTS,
+    examples="""
+# reviewed in a pull request, applied unchanged after merge
+commctl diff -f comms/ --plan-out plan.json
+commctl apply plan.json
+""",
+)
 def apply(
     run: "Run", plan: Annotated[str, typer.Argument(metavar="PLAN", help="A plan from `diff --plan-out`.")]
 ) -> int:
@@ -606,7 +800,18 @@ def _rate_limit(value: str) -> str:
     return value
 
 
-@command(sandbox_app, api=False)
+@command(
+    sandbox_app,
+    api=False,
+    output=(),
+    tables=False,
+    examples="""
+# then: --host http://127.0.0.1:8080 --username sandbox
+commctl sandbox serve --port 8080
+# a flaky API, for testing retries
+commctl sandbox serve --port 0 --fail-rate 0.2 --latency-ms 300
+""",
+)
 def serve(
     run: "Run",
     bind: Annotated[
@@ -663,9 +868,42 @@ def serve(
     return sandbox.serve(run, bind, port, db, seed, faults, verbose, deprecated_host=host)
 
 
-@command(sandbox_app, api=False)
+@command(sandbox_app, api=False, output=(), tables=False, examples="commctl sandbox reset")
 def reset(run: "Run", db: Db = None, seed: Seed = None) -> int:
     """Forget all sandbox state and seed it again."""
     from .commands import sandbox
 
     return sandbox.reset(run, db, seed)
+
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@command(
+    api=False,
+    output=(),
+    tables=False,
+    examples="""
+# bash: in ~/.bashrc
+eval "$(commctl completion bash)"
+# zsh: in ~/.zshrc (after compinit)
+eval "$(commctl completion zsh)"
+# fish
+commctl completion fish > ~/.config/fish/completions/commctl.fish
+""",
+)
+def completion(
+    run: "Run",
+    shell: Annotated[
+        str,
+        typer.Argument(
+            metavar="SHELL", callback=_one_of(SHELLS), autocompletion=lambda: list(SHELLS), help="bash, zsh or fish."
+        ),
+    ],
+) -> int:
+    """Print the shell completion script (commands, options, --type, -o, --host and profile names)."""
+    from typer._completion_shared import get_completion_script
+
+    run.out_stream.write(get_completion_script(prog_name="commctl", complete_var=COMPLETE_VAR, shell=shell))
+    run.out_stream.write("\n")
+    return 0

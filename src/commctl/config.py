@@ -209,11 +209,13 @@ def _plain(s: Settings, name: str, flag: Any, env: Mapping[str, str], layers: li
     s.put(name, DEFAULTS.get(name), "default")
 
 
-def resolve_output(output: str | None, conn: ConnectionOptions, env: Mapping[str, str] = os.environ) -> str:
+def resolve_output(
+    output: str | None, conn: ConnectionOptions, env: Mapping[str, str] = os.environ, allowed: tuple[str, ...] = OUTPUTS
+) -> str:
     """The output format alone: flag > env > profile > default, without touching any credential."""
     s, layers = _layers(conn, env)
     _plain(s, "output", output, env, layers)
-    _coerce_output(s)
+    _coerce_output(s, allowed)
     return s.output
 
 
@@ -246,12 +248,14 @@ def resolve(
     return s
 
 
-def _coerce_output(s: Settings) -> None:
+def _coerce_output(s: Settings, allowed: tuple[str, ...] = OUTPUTS) -> None:
+    """Exit 4 for a bad COMMCTL_OUTPUT or config value (a bad -o flag is exit 2, checked by the CLI)."""
     out = str(s.values["output"]).lower()
-    if out not in OUTPUTS:
-        raise ConfigError(
-            f"invalid output {out!r} (from {s.sources['output']})", hint=f"use one of: {', '.join(OUTPUTS)}"
-        )
+    if out not in allowed:
+        source = s.sources["output"]
+        close = difflib.get_close_matches(out, allowed, n=1)
+        tip = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"invalid output {out!r} (from {source}){tip}", hint=f"this command offers: {', '.join(allowed)}")
     s.values["output"] = out
 
 

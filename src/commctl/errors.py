@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 6
     DIFFERENCES = 7
     INTERRUPTED = 130  # SIGINT
+    CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader of stdout stopped early (`| head`)
     TERMINATED = 143  # SIGTERM, e.g. a cancelled CI job
 
 

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 from .domain import DEFAULT_CONCURRENCY
 
+FORMATS = ("table", "json", "yaml", "markdown")
+
 
 @dataclass(frozen=True)
 class OutputOptions:
     output: str | None = None  # None: from the environment, the config file, or the default
     quiet: bool = False
     debug: bool = False
+    no_headers: bool = False  # piped tables without their header line
+    formats: tuple[str, ...] = FORMATS  # the -o values this command offers
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,175 @@
-"""Pure functions from results to data (JSON/YAML), Rich tables and Markdown; no I/O decisions here."""
+"""Pure functions from results to data (JSON/YAML documents), tables and Markdown; no I/O decisions here.
+
+A table is built once as a `Grid` of raw values and drawn one of two ways (runtime.emit chooses):
+- `tsv`: for pipes, tab-separated, header first, one row per line, values escaped (text.field) and
+  never shortened, written without Rich so that a 20,000-row table costs about what its JSON does;
+- `rich_table`: for a terminal, fitted to its width: ids, types, channels, counts and times never wrap,
+  free text shrinks with …, and the least useful text columns are hidden when even that cannot fit.
+Every cell goes to Rich as a `Text`, so text from files or the API is never read as markup.
+"""
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .domain import BASE_ACTIONS, Action
 from .models import VALUE_FIELDS, Communication, Desired, Item
+from .text import field as tsv_field
+from .text import markdown_code, shown
 
-if TYPE_CHECKING:  # Rich loads only when a table is drawn: JSON, YAML and Markdown output never need it
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+LONG = 30  # a text change longer than this (or on several lines) is shown as a unified diff
+GAP = 2  # spaces between columns at a terminal
+MIN_TEXT = 8  # a text column narrower than this is hidden rather than shown as a few letters
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    text: bool = False  # free text: shrinks with … (ids, types, channels, counts, times never do)
+    limit: int = 0  # widest a text column gets at a terminal (0: as wide as its longest value)
+    hide: int = 0  # > 0: hidden at a narrow terminal, highest first; 0: always shown
+    time: bool = False  # an API timestamp: compact local time at a terminal, as given when piped
+    keep_end: bool = False  # shortened from the left (FILE:LINE:COL locations keep their line)
+
+
+@dataclass
+class Grid:
+    """A table as data: columns, rows of raw values, and what a terminal shows besides."""
+
+    columns: tuple[Column, ...]
+    rows: list[list[str]] = field(default_factory=list)
+    styles: dict[int, str] = field(default_factory=dict)  # row index -> style of its first cell
+    after: list[Block] = field(default_factory=list)  # unified diffs printed after the table
+
+    def add(self, *cells: Any, style: str | None = None) -> None:
+        if style:
+            self.styles[len(self.rows)] = style
+        self.rows.append(["" if c is None else str(c) for c in cells])
+
+
+@dataclass(frozen=True)
+class Block:
+    """The unified diff of one long text change."""
+
+    title: str
+    lines: list[str]  # ---, +++, @@, -, +, and context lines, without line ends
+
+
+# ---- drawing ----
+
+
+def tsv(grid: Grid, headers: bool = True) -> Iterator[str]:
+    """The table as tab-separated lines (with their line ends), then any diff blocks."""
+    if headers:
+        yield "\t".join(c.name for c in grid.columns) + "\n"
+    for row in grid.rows:
+        yield "\t".join([tsv_field(v) for v in row]) + "\n"
+    yield from _blocks_text(grid.after)
+
+
+def _blocks_text(blocks: list[Block]) -> Iterator[str]:
+    for block in blocks:
+        yield "\n"
+        yield from (shown(line) + "\n" for line in block.lines)
+
+
+def compact_time(value: str) -> str:
+    """`2026-11-27T16:02:55.123+0000` -> `2026-11-27 16:02` in local time; anything else as given."""
+    try:
+        stamp = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return value
+    return stamp.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def layout(columns: tuple[Column, ...], natural: list[int], width: int) -> list[int | None]:
+    """Column widths that fit `width`, None for a hidden column; pure, so it can be tested alone.
+
+    Fixed columns keep their natural width. Text columns share what is left, each up to its natural
+    width; when they would get less than MIN_TEXT, the one with the highest `hide` goes first.
+    """
+    shown_cols = [i for i in range(len(columns))]
+    while True:
+        fixed = sum(natural[i] for i in shown_cols if not columns[i].text)
+        texts = [i for i in shown_cols if columns[i].text]
+        room = width - fixed - GAP * (len(shown_cols) - 1)
+        if room >= sum(min(natural[i], MIN_TEXT) for i in texts):
+            break
+        droppable = [i for i in shown_cols if columns[i].hide]
+        if not droppable:
+            break
+        shown_cols.remove(max(droppable, key=lambda i: columns[i].hide))
+    widths: list[int | None] = [None] * len(columns)
+    for i in shown_cols:
+        widths[i] = natural[i]
+    # Water-filling: the narrowest wishes are met first, the rest share evenly what remains.
+    room = max(room, 0)
+    for n, i in enumerate(sorted(texts, key=lambda i: natural[i])):
+        share = room // (len(texts) - n)
+        widths[i] = max(min(natural[i], share), min(natural[i], 1))
+        room -= widths[i] or 0
+    return widths
+
+
+def rich_table(
+    grid: Grid, width: int, boxed: bool = True, headers: bool = True
+) -> tuple[RenderableType, list[str]]:
+    """The Rich renderable for a terminal of `width` columns, and the names of the hidden columns."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-LONG = 60
+    cols = grid.columns
+    rows = [[compact_time(v) if c.time else shown(v) for c, v in zip(cols, row, strict=True)] for row in grid.rows]
+    natural = []
+    for i, c in enumerate(cols):
+        longest = max([cell_len(c.name), *(cell_len(r[i]) for r in rows)])
+        natural.append(min(longest, max(c.limit, cell_len(c.name))) if c.text and c.limit else longest)
+    widths = layout(cols, natural, width)
+    table = Table(
+        box=box.SIMPLE_HEAD if boxed else None,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, GAP - 1, 0, 0) if boxed else (0, GAP // 2),  # a box adds a one-space column separator
+        show_header=headers,
+        header_style="bold",
+    )
+    visible = [i for i, w in enumerate(widths) if w is not None]
+    for i in visible:
+        table.add_column(cols[i].name, width=widths[i], no_wrap=True, overflow="ellipsis")
+    for n, row in enumerate(rows):
+        cells = []
+        for i in visible:
+            value = row[i]
+            w = widths[i] or 0
+            if cols[i].keep_end and cell_len(value) > w:
+                value = "…" + value[-(w - 1) :] if w > 1 else "…"
+            cells.append(Text(value, style=grid.styles.get(n, "") if i == 0 else ""))
+        table.add_row(*cells)
+    hidden = [cols[i].name for i, w in enumerate(widths) if w is None]
+    if not grid.after:
+        return table, hidden
+    parts: list[RenderableType] = [table]
+    for block in grid.after:
+        parts.append(Text(""))
+        for line in block.lines:
+            style = {"-": "red", "+": "green", "@": "cyan"}.get(line[:1], "")
+            parts.append(Text(shown(line), style="bold" if line[:3] in ("---", "+++") else style))
+    return Group(*parts), hidden
 
 
-def shorten(text: Any, width: int = 40) -> str:
-    s = "" if text is None else str(text)
-    s = s.replace("\r\n", "⏎").replace("\n", "⏎")
-    return s if len(s) <= width else s[: width - 1] + "…"
+# ---- documents ----
 
 
 def result_row(item: Item) -> dict[str, Any]:
@@ -50,115 +199,8 @@ def results_doc(items: list[Item], run: dict[str, Any] | None = None) -> dict[st
     return {**doc, "results": [result_row(i) for i in items], "summary": summary(items)}
 
 
-def _table(*columns: str, plain: bool) -> Table:
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    return table
-
-
-STYLE = {
-    Action.CREATED: "green",
-    Action.UPDATED: "yellow",
-    Action.FAILED: "bold red",
-    Action.WOULD_CREATE: "green",
-    Action.WOULD_UPDATE: "yellow",
-}
-
-
-def rows_table(columns: Iterable[str], rows: Iterable[Iterable[str]], plain: bool) -> Table:
-    table = _table(*columns, plain=plain)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def _channel(channel: Any, names: dict[int, str]) -> str:
-    if channel is None:
-        return ""
-    return f"{channel} {names[channel]}" if channel in names else str(channel)
-
-
-SHOW_COLUMNS = (
-    "group",
-    "target",
-    "id",
-    "type",
-    "channel",
-    "sender",
-    "subject",
-    "message",
-    "offset days",
-    "active",
-    "last updated",
-)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _cells(c: dict[str, Any], names: dict[int, str], columns: tuple[str, ...] = SHOW_COLUMNS) -> list[str]:
-    """The `show` columns (or some of them) of one communication given as API fields."""
-    active = c.get("active")
-    cells = {
-        "group": _text(c.get("targetGroupId")),
-        "target": _text(c.get("targetId")),
-        "id": _text(c.get("id")),
-        "type": _text(c.get("communicationType")),
-        "channel": _channel(c.get("channelId"), names),
-        "sender": shorten(c.get("sender"), 30),
-        "subject": shorten(c.get("subjectTemplate")),
-        "message": shorten(c.get("messageTemplate")),
-        "offset days": _text(c.get("offsetDays")),
-        "active": "" if active is None else ("yes" if active else "no"),
-        "last updated": _text((c.get("attribution") or {}).get("lastUpdatedOn")),
-    }
-    return [cells[name] for name in columns]
-
-
-def results_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
-    """The `show` columns of each result, with the action in front and what changed (or failed) last."""
-    from rich.text import Text
-
-    table = _table("action", *SHOW_COLUMNS, "changed / error", plain=plain)
-    for i in items:
-        if i.error:
-            detail = i.error["message"]
-        elif i.action is Action.UNCHANGED:
-            detail = ""
-        else:
-            detail = ", ".join(i.changes) if i.live else "new"
-        known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
-        fields = {**known, **(i.desired or {}), **(i.result or {})}
-        table.add_row(Text(i.action.value, style=STYLE.get(i.action, "")), *_cells(fields, names), detail)
-    return table
-
-
 def summary_line(items: list[Item]) -> str:
     return ", ".join(f"{n} {a}" for a, n in summary(items).items() if n) or "no communications matched"
-
-
-def comms_table(comms: list[Communication], names: dict[int, str], plain: bool) -> Table:
-    table = _table(*SHOW_COLUMNS, plain=plain)
-    for c in comms:
-        table.add_row(*_cells(c.api_dict(), names))
-    return table
-
-
-DESIRED_COLUMNS = tuple(c for c in SHOW_COLUMNS if c not in ("id", "last updated"))
-
-
-def desired_table(items: list[Desired], plain: bool) -> Table:
-    """What files declare, in the `show` columns the files can fill, and where each was declared."""
-    table = _table(*DESIRED_COLUMNS, "declared at", plain=plain)
-    for d in items:
-        known = {"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type, "channelId": d.channel}
-        table.add_row(*_cells({**known, **d.fields}, {}, DESIRED_COLUMNS), d.where.split(": ")[0])
-    return table
 
 
 def desired_doc(items: list[Desired]) -> list[dict[str, Any]]:
@@ -174,74 +216,177 @@ def desired_doc(items: list[Desired]) -> list[dict[str, Any]]:
     ]
 
 
-def raw_table(rows: list[Any], columns: tuple[str, ...], plain: bool) -> Table:
-    table = _table(*columns, plain=plain)
+# ---- tables ----
+
+STYLE = {
+    Action.CREATED: "green",
+    Action.UPDATED: "yellow",
+    Action.FAILED: "bold red",
+    Action.WOULD_CREATE: "green",
+    Action.WOULD_UPDATE: "yellow",
+}
+
+SHOW_COLUMNS = (
+    Column("group"),
+    Column("target"),
+    Column("id"),
+    Column("type"),
+    Column("channel"),
+    Column("sender", text=True, limit=30, hide=2),
+    Column("subject", text=True, limit=40, hide=3),
+    Column("message", text=True, limit=40),
+    Column("offset"),
+    Column("active"),
+    Column("updated", time=True, hide=1),
+)
+SHOW = tuple(c.name for c in SHOW_COLUMNS)
+
+
+def _channel(channel: Any, names: dict[int, str]) -> str:
+    if channel is None:
+        return ""
+    return f"{channel} {names[channel]}" if channel in names else str(channel)
+
+
+def _cells(c: dict[str, Any], names: dict[int, str], columns: Iterable[str] = SHOW) -> list[Any]:
+    """The `show` columns (or some of them) of one communication given as API fields."""
+    active = c.get("active")
+    cells = {
+        "group": c.get("targetGroupId"),
+        "target": c.get("targetId"),
+        "id": c.get("id"),
+        "type": c.get("communicationType"),
+        "channel": _channel(c.get("channelId"), names),
+        "sender": c.get("sender"),
+        "subject": c.get("subjectTemplate"),
+        "message": c.get("messageTemplate"),
+        "offset": c.get("offsetDays"),
+        "active": None if active is None else ("yes" if active else "no"),
+        "updated": (c.get("attribution") or {}).get("lastUpdatedOn"),
+    }
+    return [cells[name] for name in columns]
+
+
+def comms_table(comms: list[Communication], names: dict[int, str]) -> Grid:
+    grid = Grid(SHOW_COLUMNS)
+    for c in comms:
+        grid.add(*_cells(c.api_dict(), names))
+    return grid
+
+
+def results_table(items: list[Item], names: dict[int, str]) -> Grid:
+    """The `show` columns of each result, with the action in front and what changed (or failed) last."""
+    columns = (replace(c, hide=4) if c.name == "message" else c for c in SHOW_COLUMNS)
+    grid = Grid((Column("action"), *columns, Column("detail", text=True, limit=60)))
+    for i in items:
+        if i.error:
+            detail = i.error["message"]
+        elif i.action is Action.UNCHANGED:
+            detail = ""
+        else:
+            detail = ", ".join(i.changes) if i.live else "new"
+        known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
+        fields = {**known, **(i.desired or {}), **(i.result or {})}
+        grid.add(i.action.value, *_cells(fields, names), detail, style=STYLE.get(i.action))
+    return grid
+
+
+DESIRED = tuple(c for c in SHOW if c not in ("id", "updated"))
+
+
+def desired_table(items: list[Desired]) -> Grid:
+    """What files declare, in the `show` columns the files can fill, and where each was declared."""
+    columns = tuple(c for c in SHOW_COLUMNS if c.name in DESIRED)
+    grid = Grid((*columns, Column("declared at", text=True, keep_end=True, hide=1)))
+    for d in items:
+        known = {"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type, "channelId": d.channel}
+        grid.add(*_cells({**known, **d.fields}, {}, DESIRED), d.where.split(": ")[0])
+    return grid
+
+
+def raw_table(rows: list[Any], columns: tuple[Column, ...]) -> Grid:
+    """API objects (channels, groups, targets) in the given columns."""
+    grid = Grid(columns)
     for row in rows:
         r = row if isinstance(row, dict) else {}
-        table.add_row(*(shorten(r.get(c, ""), 50) for c in columns))
-    return table
+        grid.add(*(r.get(c.name) for c in columns))
+    return grid
 
 
-def history_table(entries: list[dict[str, Any]], plain: bool) -> Table:
+SETTING_COLUMNS = (Column("setting"), Column("value", text=True), Column("source", text=True))
+
+
+def rows_table(columns: tuple[Column, ...], rows: Iterable[Iterable[Any]]) -> Grid:
+    grid = Grid(columns)
+    for row in rows:
+        grid.add(*row)
+    return grid
+
+
+HISTORY_COLUMNS = (
+    Column("run"),
+    Column("at", time=True),
+    *(Column(n) for n in ("group", "target", "type", "channel", "action")),
+    Column("changed", text=True),
+)
+
+
+def history_table(entries: list[dict[str, Any]]) -> Grid:
     """Journal entries: which run wrote what, and the fields it changed."""
-    table = _table("run", "at", "group", "target", "type", "channel", "action", "changed", plain=plain)
+    grid = Grid(HISTORY_COLUMNS)
     for e in entries:
         before, after = e.get("before") or {}, e.get("after") or {}
         changed = [f for f in VALUE_FIELDS if f in after and before.get(f) != after.get(f)]
-        table.add_row(
-            _text(e.get("run")),
-            _text(e.get("at")),
-            _text(e.get("targetGroupId")),
-            _text(e.get("targetId")),
-            _text(e.get("communicationType")),
-            _text(e.get("channelId")),
-            _text(e.get("action")),
+        grid.add(
+            *(e.get(k) for k in ("run", "at", "targetGroupId", "targetId", "communicationType", "channelId", "action")),
             "new" if not before and after else ", ".join(changed),
         )
-    return table
+    return grid
 
 
-def text_diff(before: str, after: str) -> str:
-    return "".join(
-        difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), "live", "desired", n=2)
-    ).rstrip("\n")
+# ---- diff ----
 
 
-def diff_table(items: list[Item], names: dict[int, str], plain: bool) -> Table:
-    from rich.text import Text
+def _is_long(before: Any, after: Any) -> bool:
+    return (
+        isinstance(before, str)
+        and isinstance(after, str)
+        and (len(before) > LONG or len(after) > LONG or "\n" in before + after)
+    )
 
-    table = _table("action", "group", "target", "type", "channel", "field", "live", "desired", plain=plain)
+
+def text_diff(before: str, after: str, title: str) -> Block:
+    """A unified diff, line by line (a missing final line break shows as a removed empty line)."""
+    lines = list(difflib.unified_diff(before.split("\n"), after.split("\n"), n=2, lineterm=""))[2:]
+    return Block(title, [f"--- live: {title}", f"+++ desired: {title}", *lines])
+
+
+def diff_table(items: list[Item], names: dict[int, str]) -> Grid:
+    key = ("action", "group", "target", "type", "channel", "field")
+    grid = Grid((*(Column(n) for n in key), Column("live", text=True, limit=40), Column("desired", text=True, limit=40)))
     for i in items:
-        head: list[Text | str] = [
-            Text(i.action.value, style=STYLE.get(i.action, "")),
-            str(i.group),
-            str(i.target),
-            i.type or "",
-            _channel(i.channel, names),
-        ]
+        head = [i.action.value, i.group, i.target, i.type, _channel(i.channel, names)]
+        style = STYLE.get(i.action)
         if i.error:
-            table.add_row(*head, "", "", i.error["message"])
+            grid.add(*head, "", "", i.error["message"], style=style)
         elif i.action is Action.WOULD_CREATE:
             d = i.desired or {}
             for n, f in enumerate(VALUE_FIELDS):
-                table.add_row(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)))
+                grid.add(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)), style=style if n == 0 else None)
         elif i.action is Action.WOULD_UPDATE:
             for n, (f, change) in enumerate(i.changes.items()):
                 before, after = change["from"], change["to"]
-                if (
-                    isinstance(before, str)
-                    and isinstance(after, str)
-                    and (len(before) > LONG or len(after) > LONG or "\n" in before + after)
-                ):
-                    row = [f, text_diff(before, after), ""]
+                if _is_long(before, after):
+                    title = f"group {i.group} target {i.target} {i.type} channel {_channel(i.channel, names)} {f}"
+                    grid.after.append(text_diff(before, after, title))
+                    row = [f, "(below)", "(below)"]
                 else:
                     row = [f, repr(before), repr(after)]
-                table.add_row(*(head if n == 0 else [""] * 5), *row)
-    return table
+                grid.add(*(head if n == 0 else [""] * 5), *row, style=style if n == 0 else None)
+    return grid
 
 
-def _md(text: Any, width: int = 50) -> str:
-    return shorten(text, width).replace("|", "\\|")
+# ---- Markdown (pull-request comments, job summaries) ----
 
 
 def markdown(items: list[Item], title: str) -> str:
@@ -252,12 +397,23 @@ def markdown(items: list[Item], title: str) -> str:
         lines.append("No changes.")
         return "\n".join(lines) + "\n"
     lines += ["| action | group | target | type | channel | fields |", "|---|---|---|---|---|---|"]
+    blocks: list[Block] = []
     for i in changed:
         if i.error:
-            detail = _md(i.error["message"], 80)
+            detail = markdown_code(i.error["message"], 80)
         elif i.live is None:
-            detail = "new: " + _md((i.desired or {}).get("messageTemplate", ""))
+            detail = "new: " + markdown_code((i.desired or {}).get("messageTemplate", ""), 50)
         else:
-            detail = "; ".join(f"`{f}`: {_md(c['from'], 30)} → {_md(c['to'], 30)}" for f, c in i.changes.items())
+            parts = []
+            for f, c in i.changes.items():
+                parts.append(f"`{f}`: {markdown_code(c['from'], 30) or '—'} → {markdown_code(c['to'], 30) or '—'}")
+                if _is_long(c["from"], c["to"]):
+                    blocks.append(text_diff(c["from"], c["to"], f"group {i.group} target {i.target} {i.type} {f}"))
+            detail = "; ".join(parts)
         lines.append(f"| {i.action.value} | {i.group} | {i.target} | {i.type or ''} | {i.channel or ''} | {detail} |")
+    for block in blocks:
+        body = [shown(line) for line in block.lines]
+        fence = "`" * max([3, *(len(run) + 1 for line in body for run in re.findall("`+", line))])
+        lines += ["", f"{fence}diff", *body, fence]
     return "\n".join(lines) + "\n"
+

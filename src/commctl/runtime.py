@@ -16,11 +16,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from .domain import DEFAULT_CONCURRENCY
 from .errors import AuthError, CommctlError, ExitCode, UsageError
 from .options import ConnectionOptions, OutputOptions, WriteOptions
+from .text import github_data, github_property, json_safe, needs_escape, shown
 
 
 class Run:
@@ -73,7 +74,7 @@ class Run:
         if self._output is None:
             from . import config
 
-            self._output = config.resolve_output(self.out.output, self.conn, os.environ)
+            self._output = config.resolve_output(self.out.output, self.conn, os.environ, self.out.formats)
         return self._output
 
     @property
@@ -98,13 +99,15 @@ class Run:
         from rich.console import Console
 
         stream = self.err_stream if stderr else self.out_stream
-        # A pipe gets one row per line, however wide: tables size to their content, never wrap.
-        width = None if stream.isatty() else 100_000
-        return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+        # Both sizes given, or Rich takes 80x25 for TERM=dumb whatever the terminal says.
+        return Console(
+            file=stream, width=width(stream), height=25, soft_wrap=False, highlight=False, emoji=False, markup=False
+        )
 
     @property
-    def plain(self) -> bool:
-        return not self.out_stream.isatty() or "NO_COLOR" in os.environ
+    def boxed(self) -> bool:
+        """Box lines only where a terminal can draw them (not for TERM=dumb)."""
+        return os.environ.get("TERM", "") not in ("dumb", "unknown")
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[], None]]:
@@ -119,15 +122,27 @@ class Run:
             yield lambda: bar.advance(task)
 
     def log(self, line: str) -> None:
-        self.err_stream.write(line + "\n")
+        """One line on stderr, shown as data: control characters from files or the API are escaped."""
+        self.err_stream.write(shown(line) + "\n")
 
     def note(self, line: str) -> None:
         """Progress and summaries on stderr, silenced by --quiet."""
         if not self.quiet:
+            self.log(line)
+
+    def warning(self, problem: str) -> None:
+        """A file or template warning (`FILE:LINE:COL: field: message`), annotated in GitHub Actions."""
+        if not self.quiet:
+            self.log(f"warning: {problem}")
+            self.annotate("warning", problem)
+
+    def annotate(self, level: str, problem: str) -> None:
+        """In GitHub Actions, a located file problem also as a workflow command, so it marks the PR."""
+        if os.environ.get("GITHUB_ACTIONS") == "true" and (line := github_annotation(level, problem)):
             self.err_stream.write(line + "\n")
 
     def emit(self, data: Any, table: Callable[[], Any] | None = None) -> None:
-        """Write data on stdout in the chosen format; `table` builds the Rich renderable for -o table."""
+        """Write data on stdout in the chosen format; `table` builds the render.Grid for -o table."""
         fmt = self.output
         if fmt == "json" or (table is None and fmt == "table"):
             # Indented for people at a terminal, compact (and several times faster) for pipes, like gh.
@@ -136,10 +151,23 @@ class Run:
         elif fmt == "yaml":
             self.out_stream.write(to_yaml(data))
         elif fmt == "markdown":
-            raise UsageError("-o markdown is available for diff and upsert")
+            raise UsageError("-o markdown is available for diff, upsert, activate and deactivate")
         else:
             assert table is not None
-            self.console().print(table())
+            self.table(table())
+
+    def table(self, grid: Any) -> None:
+        """A render.Grid: fitted to the terminal, or tab-separated for a pipe (written directly, no Rich)."""
+        from . import render
+
+        if not self.out_stream.isatty():
+            self.out_stream.writelines(render.tsv(grid, headers=not self.out.no_headers))
+            return
+        console = self.console()
+        renderable, hidden = render.rich_table(grid, console.width, self.boxed, headers=not self.out.no_headers)
+        console.print(renderable)
+        if hidden:
+            self.note(f"hidden at {console.width} columns: {', '.join(hidden)} (widen the terminal, or pipe it)")
 
     def write_report(self, doc: dict[str, Any]) -> None:
         """Write --report atomically (a temporary file, then rename); a later error of the run adds to it."""
@@ -216,6 +244,8 @@ class Run:
     def guard(self) -> Iterator[None]:
         try:
             yield
+        except BrokenPipeError:
+            closed_pipe()
         except CommctlError as e:
             self._fail(e.kind, e.lines(), e.hint, e.exit_code)
         except KeyboardInterrupt:
@@ -223,7 +253,8 @@ class Run:
             raise SystemExit(ExitCode.INTERRUPTED) from None
         except Exception as e:  # a bug: say so briefly unless --debug
             if self.debug:
-                traceback.print_exc(file=self.err_stream)
+                for line in traceback.format_exc().splitlines():
+                    self.log(line)
             self._fail(
                 "internal",
                 [f"internal error: {type(e).__name__}: {e}"],
@@ -236,15 +267,20 @@ class Run:
                 self.journal.close()
 
     def _fail(self, kind: str, lines: list[str], hint: str | None, code: int) -> None:
-        for line in lines:
-            self.log(f"error: {line}")
-        if hint:
-            self.log(f"hint: {hint}")
         body = {"error": {"kind": kind, "message": "\n".join(lines), "hint": hint}}
-        # What the run did before the error stays in the report: the error is added, nothing replaced.
-        doc = {**(self._report_doc or {"results": [], "summary": {}}), **body}
-        if self._safe_output() == "json":
-            self.out_stream.write(to_json(doc if self._report_doc else body) + "\n")
+        try:
+            for line in lines:
+                self.log(f"error: {line}")
+                if kind == "input":
+                    self.annotate("error", line)
+            if hint:
+                self.log(f"hint: {hint}")
+            # What the run did before the error stays in the report: the error is added, nothing replaced.
+            doc = {**(self._report_doc or {"results": [], "summary": {}}), **body}
+            if self._safe_output() == "json":
+                self.out_stream.write(to_json(doc if self._report_doc else body) + "\n")
+        except BrokenPipeError:
+            closed_pipe()
         try:
             self.write_report(doc)
         except CommctlError as e:
@@ -258,13 +294,10 @@ class Run:
             return (self.out.output or "table").lower()
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def to_json(data: Any, indent: int | None = None) -> str:
-    """JSON text any UTF-8 stream can carry: a lone surrogate (legal in JSON, e.g. from the API) stays an escape."""
-    text = json.dumps(data, ensure_ascii=False, indent=indent)
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """JSON any UTF-8 stream carries and any terminal shows safely: lone surrogates, DEL, C1 and bidi
+    controls stay `\\uXXXX` escapes (legal JSON, the exact same values)."""
+    return json_safe(json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -279,10 +312,60 @@ def write_atomic(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def width(stream: IO[str]) -> int:
+    """The terminal's width: COLUMNS when set (Rich would take 80 for TERM=dumb), else the tty's own."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):  # not a real terminal
+        return 80
+
+
+def closed_pipe() -> NoReturn:
+    """The reader of stdout went away (`| head`): stop quietly, as a program killed by SIGPIPE does.
+
+    Python's advice: point stdout at devnull so that the final flush at exit cannot fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
+    raise SystemExit(ExitCode.CLOSED_PIPE)
+
+
+LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$", re.S)
+
+
+def github_annotation(level: str, problem: str) -> str | None:
+    """`::error file=F,line=L,col=C::message` for a `FILE:LINE:COL: message` problem, else None."""
+    m = LOCATED.match(problem)
+    if not m:
+        return None
+    path = m["file"]
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if workspace and os.path.isabs(path) and Path(path).is_relative_to(workspace):
+        path = os.path.relpath(path, workspace)  # annotations name files relative to the repository
+    props = f"file={github_property(path)},line={m['line']},col={m['col']}"
+    return f"::{level} {props}::{github_data(m['message'])}"
+
+
 def to_yaml(data: Any) -> str:
+    """YAML of `data`; strings with control characters are double-quoted, so they show as escapes."""
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if needs_escape(value) else None)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(
+        data, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000
+    )
 
 
 SANDBOX_URL = "http://sandbox.invalid"  # the in-process sandbox's stand-in URL (and its token-cache host)

@@ -81,7 +81,7 @@ def status(run: Run) -> int:
         if scheme == "oauth":
             cached = "none" if token is None else f"{token['state']}, expires {token['expiresAt']}"
             rows.append(("cached token", cached, str(cache_dir())))
-        return render.rows_table(("setting", "value", "source"), rows, run.plain)
+        return render.rows_table(render.SETTING_COLUMNS, rows)
 
     run.emit(doc, table)
     return 0

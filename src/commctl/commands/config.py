@@ -9,5 +9,5 @@ from ..runtime import Run
 def show(run: Run) -> int:
     rows = run.settings.shown()
     data = {name: {"value": value or None, "source": source or None} for name, value, source in rows}
-    run.emit(data, lambda: render.rows_table(("setting", "value", "source"), rows, run.plain))
+    run.emit(data, lambda: render.rows_table(render.SETTING_COLUMNS, rows))
     return 0

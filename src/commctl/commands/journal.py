@@ -29,7 +29,7 @@ def history(
     ]
     entries.sort(key=lambda e: str(e.get("at", "")), reverse=True)  # newest first, across runs
     entries = entries[:limit] if limit is not None else entries
-    run.emit(entries, lambda: render.history_table(entries, run.plain))
+    run.emit(entries, lambda: render.history_table(entries))
     if run.output == "table" and not entries:
         run.note(f"no writes recorded in {directory}")
     return 0

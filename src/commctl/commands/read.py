@@ -22,7 +22,7 @@ def show_files(run: Run, files: list[str]) -> int:
     from .write import load_files
 
     desired = load_files(run, files)
-    run.emit(render.desired_doc(desired), lambda: render.desired_table(desired, run.plain))
+    run.emit(render.desired_doc(desired), lambda: render.desired_table(desired))
     return 0
 
 
@@ -53,7 +53,7 @@ def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]
 def show_live(run: Run, group: int, targets: list[int]) -> int:
     comms = _live_comms(run, group, targets)
     names = _channel_names(run.client()) if run.output == "table" else {}
-    run.emit([c.api_dict() for c in comms], lambda: render.comms_table(comms, names, run.plain))
+    run.emit([c.api_dict() for c in comms], lambda: render.comms_table(comms, names))
     if run.output == "table" and not comms:
         run.note(f"no communications in target group {group}")
     return 0
@@ -102,10 +102,11 @@ def export(run: Run, group: int, targets: list[int], out: Path | None) -> int:
     return 0
 
 
+NAME, DESCRIPTION = render.Column("name", text=True, limit=40), render.Column("description", text=True, hide=1)
 DISCOVERY_COLUMNS = {
-    "channels": ("id", "name"),
-    "groups": ("id", "name", "active", "description"),
-    "targets": ("id", "name", "targetType", "active", "description"),
+    "channels": (render.Column("id"), render.Column("name")),
+    "groups": (render.Column("id"), NAME, render.Column("active"), DESCRIPTION),
+    "targets": (render.Column("id"), NAME, render.Column("targetType"), render.Column("active"), DESCRIPTION),
 }
 
 
@@ -118,7 +119,7 @@ def discover(run: Run, what: str, group: int | None = None) -> int:
     else:
         assert group is not None
         rows = client.targets(group)
-    run.emit(rows, lambda: render.raw_table(rows, DISCOVERY_COLUMNS[what], run.plain))
+    run.emit(rows, lambda: render.raw_table(rows, DISCOVERY_COLUMNS[what]))
     return 0
 
 

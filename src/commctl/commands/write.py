@@ -81,7 +81,7 @@ def warn(run: Run, warnings: list[str], strict: bool) -> None:
     if strict and warnings:
         raise InputError(warnings, hint="--strict turns template warnings into errors")
     for w in warnings:
-        run.note(f"warning: {w}")
+        run.warning(w)
 
 
 def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = False, create: bool = True) -> int:
@@ -158,7 +158,7 @@ def finish(
             run.log(f"error: group {i.group} target {i.target} {i.type or ''}/{i.channel or ''}: {i.error['message']}")
     if fatal is not None:
         if run.output == "table":
-            run.emit(doc, lambda: render.results_table(items, names, run.plain))
+            run.emit(doc, lambda: render.results_table(items, names))
         raise fatal
     if run.output == "markdown":
         run.out_stream.write(render.markdown(items, f"commctl {command}"))
@@ -167,7 +167,7 @@ def finish(
     elif run.output == "table" and diff and all(i.action is Action.UNCHANGED for i in items):
         run.note(f"in sync: {render.summary_line(items)}")  # no table of zero differences
     else:
-        run.emit(doc, lambda: (render.diff_table if diff else render.results_table)(items, names, run.plain))
+        run.emit(doc, lambda: (render.diff_table if diff else render.results_table)(items, names))
         if run.output == "table":
             run.note(render.summary_line(items))
     if run.stop_code is not None:
