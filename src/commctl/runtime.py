@@ -379,25 +379,34 @@ def api_base(settings: Any) -> tuple[str, bool]:
     return (SANDBOX_URL, True) if base == SANDBOX else (base.rstrip("/"), False)
 
 
+CREDENTIAL_PAIRS = (
+    (
+        "oauth",
+        ("client_key", "client_secret"),
+        "OAuth",
+        "set COMMCTL_CLIENT_KEY and COMMCTL_CLIENT_SECRET (or --client-secret-stdin)",
+    ),
+    (
+        "basic",
+        ("username", "password"),
+        "Basic auth",
+        "set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)",
+    ),
+)
+
+
 def credential_scheme(settings: Any, in_process: bool = False) -> str:
     """Which credentials a command would use: token, oauth, basic or sandbox (exit 4 for none or half a pair)."""
     get = settings.get
     if get("token"):
         return "token"
-    if get("client_key") or get("client_secret"):
-        if not (get("client_key") and get("client_secret")):
-            raise AuthError(
-                "OAuth needs both a client key and a client secret",
-                hint="set COMMCTL_CLIENT_KEY and COMMCTL_CLIENT_SECRET (or --client-secret-stdin)",
-            )
-        return "oauth"
-    if get("username") or get("password"):
-        if not (get("username") and get("password")):
-            raise AuthError(
-                "Basic auth needs both a username and a password",
-                hint="set COMMCTL_USERNAME and COMMCTL_PASSWORD (or --password-stdin)",
-            )
-        return "basic"
+    for scheme, (first, second), what, hint in CREDENTIAL_PAIRS:
+        if get(first) or get(second):
+            if not (get(first) and get(second)):
+                raise AuthError(
+                    f"{what} needs both a {first.replace('_', ' ')} and a {second.replace('_', ' ')}", hint=hint
+                )
+            return scheme
     if in_process:
         return "sandbox"
     raise AuthError(
