@@ -10,11 +10,12 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from commctl.sandbox.app import Faults
 
 from .conftest import SAMPLES, Cli, Sandbox, ServeSandbox, write
 
@@ -250,10 +251,10 @@ def test_an_unwritable_report_is_exit_2_before_anything_is_sent(cli: Cli, sandbo
 
 
 def test_answers_lost_after_the_write_are_read_back_not_reported_failed(
-    cli: Cli, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+    cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path
 ) -> None:
     seed, comms = _group(tmp_path, 700, range(7001, 7031))
-    s = sandbox_factory("--seed", str(seed), "--drop-rate", "0.3")
+    s = serve_sandbox(seed=seed, faults=Faults(drop_rate=0.3, seed=2))  # the same answers are lost every run
     out = cli("upsert", "-f", str(comms), "-o", "json", "--retries", "0", *s.args, env=ENV)
     assert out.code in (0, 5, 6), out
     stored = {r[0] for r in sqlite3.connect(s.db).execute("SELECT target_id FROM communications WHERE group_id = 700")}
@@ -269,9 +270,9 @@ def test_answers_lost_after_the_write_are_read_back_not_reported_failed(
 SLOW_TARGETS = range(8001, 8061)
 
 
-def _slow_batch(tmp_path: Path, start: Callable[..., Sandbox]) -> tuple[Sandbox, Path]:
+def _slow_batch(tmp_path: Path, serve: ServeSandbox) -> tuple[Sandbox, Path]:
     seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
-    return start("--seed", str(seed), "--latency-ms", "150"), comms
+    return serve(seed=seed, faults=Faults(latency_ms=150)), comms
 
 
 def _stored(db: Path) -> int:
@@ -281,11 +282,11 @@ def _stored(db: Path) -> int:
 
 @pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_mid_batch_stops_new_writes_and_reports_everything(
-    sandbox_factory: Callable[..., Sandbox], tmp_path: Path, sig: str, code: int
+    serve_sandbox: ServeSandbox, tmp_path: Path, sig: str, code: int
 ) -> None:
     import signal
 
-    s, comms = _slow_batch(tmp_path, sandbox_factory)
+    s, comms = _slow_batch(tmp_path, serve_sandbox)
     report = tmp_path / "report.json"
     env = {**os.environ, "COMMCTL_PASSWORD": "sandbox", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "--concurrency", "2", "-o", "json"]
@@ -340,11 +341,11 @@ def test_an_unwritable_journal_is_exit_2_before_anything_is_sent(cli: Cli, sandb
     assert live(cli) == {}
 
 
-def test_a_second_ctrl_c_quits_at_once(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+def test_a_second_ctrl_c_quits_at_once(serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
     import signal
 
     seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
-    s = sandbox_factory("--seed", str(seed), "--latency-ms", "2000")
+    s = serve_sandbox(seed=seed, faults=Faults(latency_ms=2000))
     env = {**os.environ, "COMMCTL_PASSWORD": "sandbox"}
     cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "--concurrency", "1", "--verbose", *s.args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES, Cli, Outcome, Sandbox, write
+from .conftest import SAMPLES, Cli, Outcome, Sandbox, ServeSandbox, write
 from .hostile import TOKEN_PATH, HostileServer, echo, routes, token
 
 USER, PASSWORD = "till.sweep", 'Pw-Sweep-7731"q'
@@ -66,7 +66,7 @@ def sweep(cli: Cli, tmp_path: Path, host: str, env: dict[str, str], secrets: Cal
 
 
 @pytest.fixture
-def sweep_sandbox(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> Sandbox:
+def sweep_sandbox(serve_sandbox: ServeSandbox, tmp_path: Path) -> Sandbox:
     seed = write(
         tmp_path / "seed.yaml",
         "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}, {id: 3, name: MOBILE PUSH}]\n"
@@ -77,7 +77,7 @@ def sweep_sandbox(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> Sa
         f"  basic: [{{username: {USER}, password: {json.dumps(PASSWORD)}}}]\n"
         f"  oauth: [{{key: {KEY}, secret: {json.dumps(SECRET)}, ttlSeconds: 3600}}]\n",
     )
-    return sandbox_factory("--seed", str(seed))
+    return serve_sandbox(seed=seed)
 
 
 def issued_tokens(sandbox: Sandbox) -> list[str]:

@@ -14,9 +14,10 @@ import pytest
 
 from commctl.client import Client, OAuth
 from commctl.errors import AuthError
+from commctl.sandbox.app import Faults
 from commctl.tokencache import TokenCache, cache_dir
 
-from .conftest import Cli, Sandbox, write
+from .conftest import Cli, ServeSandbox, write
 
 HOST = "https://eu.api.example"
 
@@ -173,8 +174,8 @@ def token_requests(stderr: str) -> int:
 OAUTH_ENV = {"COMMCTL_CLIENT_KEY": "ci-key", "COMMCTL_CLIENT_SECRET": "ci-secret"}
 
 
-def test_two_runs_make_one_token_request(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
-    s: Sandbox = sandbox_factory("--seed", str(oauth_seed(tmp_path, 3600)))
+def test_two_runs_make_one_token_request(cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
+    s = serve_sandbox(seed=oauth_seed(tmp_path, 3600))
     first = cli("channels", "--host", s.url, "--verbose", env=OAUTH_ENV)
     second = cli("channels", "--host", s.url, "--verbose", env=OAUTH_ENV)
     assert first.code == 0 and second.code == 0, (first, second)
@@ -183,8 +184,8 @@ def test_two_runs_make_one_token_request(cli: Cli, sandbox_factory: Any, tmp_pat
     assert len(list((cache_dir(os.environ)).glob("oauth-token-*.json"))) == 1
 
 
-def test_tokens_that_expire_several_times_in_one_run(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
-    s: Sandbox = sandbox_factory("--seed", str(oauth_seed(tmp_path, 2)), "--latency-ms", "150")
+def test_tokens_that_expire_several_times_in_one_run(cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
+    s = serve_sandbox(seed=oauth_seed(tmp_path, 2), faults=Faults(latency_ms=150))
     spec = write(
         tmp_path / "c.yaml",
         "targetGroupId: 600\ndefaults: {channel: SMS}\ntargets:\n"
@@ -203,8 +204,8 @@ def test_tokens_that_expire_several_times_in_one_run(cli: Cli, sandbox_factory: 
     assert "< 401" not in out.stderr  # renewed before expiry, never after a refusal
 
 
-def test_auth_status_and_logout(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
-    s: Sandbox = sandbox_factory("--seed", str(oauth_seed(tmp_path, 3600)))
+def test_auth_status_and_logout(cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
+    s = serve_sandbox(seed=oauth_seed(tmp_path, 3600))
     before = cli("auth", "status", "--host", s.url, "-o", "json", env=OAUTH_ENV)
     assert before.code == 0, before
     assert before.json() == {
