@@ -184,8 +184,11 @@ def test_two_runs_make_one_token_request(cli: Cli, serve_sandbox: ServeSandbox, 
     assert len(list((cache_dir(os.environ)).glob("oauth-token-*.json"))) == 1
 
 
-def test_tokens_that_expire_several_times_in_one_run(cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
-    s = serve_sandbox(seed=oauth_seed(tmp_path, 2), faults=Faults(latency_ms=150))
+@pytest.mark.parametrize(("concurrency", "latency"), [(1, 100), (4, 300)])
+def test_tokens_that_expire_several_times_in_one_run(
+    cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path, concurrency: int, latency: int
+) -> None:
+    s = serve_sandbox(seed=oauth_seed(tmp_path, 1), faults=Faults(latency_ms=latency))
     spec = write(
         tmp_path / "c.yaml",
         "targetGroupId: 600\ndefaults: {channel: SMS}\ntargets:\n"
@@ -194,13 +197,28 @@ def test_tokens_that_expire_several_times_in_one_run(cli: Cli, serve_sandbox: Se
             for t in range(6001, 6013)
         ),
     )
-    # 12 targets one at a time, each a GET and a POST of 150 ms or more: about 4 s with 2 s tokens.
+    # 12 targets, a GET and a POST each, in 12 rounds of 100 ms or 3 of 300 ms: 2 to 3 s, with tokens of 1 s.
+    started = time.monotonic()
     out = cli(
-        "upsert", "-f", str(spec), "--concurrency", "1", "-o", "json", "--host", s.url, "--verbose", env=OAUTH_ENV
+        "upsert",
+        "-f",
+        str(spec),
+        "--concurrency",
+        str(concurrency),
+        "-o",
+        "json",
+        "--host",
+        s.url,
+        "--verbose",
+        env=OAUTH_ENV,
     )
+    elapsed = time.monotonic() - started
     assert out.code == 0, out
     assert out.json()["summary"]["created"] == 12
-    assert token_requests(out.stderr) >= 3
+    renewals = token_requests(out.stderr)
+    assert renewals >= 3
+    # Renewed 0.2 s before each expiry, by one worker for all: never more than one token per 0.8 s.
+    assert renewals <= elapsed / 0.8 + 1, (renewals, elapsed)
     assert "< 401" not in out.stderr  # renewed before expiry, never after a refusal
 
 

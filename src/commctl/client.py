@@ -434,6 +434,8 @@ class Client:
         self.retries, self.backoff, self.budget, self.sleep = retries, backoff, budget, sleep
         self.log = log
         self._deadline = _Deadline()
+        self._scrub_for: tuple[str, ...] = ()
+        self._scrub_list: list[str] = []
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         verify = not base_url.startswith("http://")  # no TLS to set up for plain http (loopback or --insecure)
         if transport is None:
@@ -604,9 +606,12 @@ class Client:
 
     def _secrets(self) -> list[str]:
         """The secrets to scrub, longest first, each also as a JSON string would escape it."""
-        secrets = {s for s in (self.auth.secrets() if self.auth else []) if len(s) >= 4}
-        escaped = {json.dumps(s, ensure_ascii=ascii)[1:-1] for s in secrets for ascii in (False, True)}
-        return sorted(secrets | escaped, key=len, reverse=True)
+        held = tuple(self.auth.secrets()) if self.auth else ()
+        if held != self._scrub_for:  # recomputed only when a token is renewed
+            secrets = {s for s in held if len(s) >= 4}
+            escaped = {json.dumps(s, ensure_ascii=ascii)[1:-1] for s in secrets for ascii in (False, True)}
+            self._scrub_list, self._scrub_for = sorted(secrets | escaped, key=len, reverse=True), held
+        return self._scrub_list
 
     def scrub(self, text: str, secrets: list[str] | None = None) -> str:
         """Replace every secret this client holds by <redacted> (a safety net behind redaction by key)."""
@@ -617,9 +622,11 @@ class Client:
 
     def scrub_data(self, data: Any, secrets: list[str] | None = None) -> Any:
         """Parsed JSON with every string (keys too) scrubbed; the same object when no secret is in it."""
-        secrets = self._secrets() if secrets is None else secrets
-        if not secrets:
-            return data
+        if secrets is None:  # the top call: one C-speed serialisation tells whether any walk is needed
+            secrets = self._secrets()
+            text = json.dumps(data, ensure_ascii=False)
+            if not any(secret in text for secret in secrets):
+                return data
         if isinstance(data, str):
             return self.scrub(data, secrets)
         if isinstance(data, list):
