@@ -608,3 +608,48 @@ def test_a_bad_rate_limit_is_a_usage_error(cli: Cli) -> None:
     out = cli("sandbox", "serve", "--rate-limit", "10/h")
     assert out.code == 2, out
     assert "'10/h' is not N (per minute), N/m or N/s" in out.stderr
+
+
+def seed_with_password(password: str) -> dict[str, Any]:
+    return {"credentials": {"basic": [{"username": "sandbox", "password": password}]}}
+
+
+def test_verified_credentials_are_answered_from_memory(tmp_path: Path) -> None:
+    from commctl.sandbox.store import Store, md5
+
+    store = Store(tmp_path / "s.db")
+    store.load_seed(seed_with_password("sandbox"))
+    assert store.check_basic("sandbox", md5("sandbox"))
+    statements: list[str] = []
+    store.conn().set_trace_callback(statements.append)
+    assert store.check_basic("sandbox", md5("sandbox").upper())  # the digest's case does not matter
+    assert not store.check_basic("sandbox", md5("wrong"))
+    assert statements == []
+
+
+def test_a_reseed_or_reset_forgets_remembered_credentials_at_once(tmp_path: Path) -> None:
+    from commctl.sandbox.store import Store, md5
+
+    store = Store(tmp_path / "s.db")
+    store.load_seed(seed_with_password("old"))
+    assert store.check_basic("sandbox", md5("old"))
+    store.load_seed(seed_with_password("new"))
+    assert not store.check_basic("sandbox", md5("old")) and store.check_basic("sandbox", md5("new"))
+    store.reset()
+    assert not store.check_basic("sandbox", md5("new"))
+
+
+def test_another_processs_reset_is_seen_within_the_cache_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import commctl.sandbox.store
+    from commctl.sandbox.store import Store, md5
+
+    monkeypatch.setattr(commctl.sandbox.store, "CACHE_SECONDS", 0.2)
+    serving = Store(tmp_path / "s.db")
+    serving.load_seed(seed_with_password("old"))
+    assert serving.check_basic("sandbox", md5("old"))
+    other = Store(tmp_path / "s.db")  # as `commctl sandbox reset` in another process
+    other.reset()
+    other.load_seed(seed_with_password("new"))
+    assert serving.check_basic("sandbox", md5("old"))  # still remembered, for at most CACHE_SECONDS
+    time.sleep(0.25)
+    assert not serving.check_basic("sandbox", md5("old")) and serving.check_basic("sandbox", md5("new"))
