@@ -148,6 +148,8 @@ class Store:
 
     def _migrate(self) -> None:
         """Create the tables of a new state file, or bring an older layout up to date in place."""
+        if self.conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # up to date: no write lock taken just to open the state
         with self.write() as db:  # under the write lock: two processes opening one old file migrate it once
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
