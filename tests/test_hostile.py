@@ -334,3 +334,16 @@ def test_invalid_http_is_exit_6_without_quoting_the_server(hostile: HostileServe
         client.channels()
     assert info.value.message == "GET /v3/targetGroups/channels: 127.0.0.1 sent a reply that is not valid HTTP"
     assert len(hostile.requests) == 2
+
+
+def test_terminal_escapes_in_server_messages_are_shown_escaped_and_kept_exact_in_json(
+    cli: Cli, hostile: HostileServer
+) -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J\x9b31mred\u202etxt.exe"
+    hostile.mode = reply(400, envelope(None, [{"code": 7, "message": evil}]), {"X-Cap-Requestid": "\x1b[5m"})
+    out = show(cli, hostile, "--verbose")
+    assert out.code == ExitCode.API_REJECTED, out
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out.stderr and raw not in out.stdout, repr(raw)
+    assert "\\x1b]0;pwned" in one_error(out)
+    assert evil in json.loads(out.stdout)["error"]["message"]  # JSON keeps the exact value, escaped

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from commctl.journal import journal_dir
+
 from .conftest import SAMPLES, Cli, Outcome, Sandbox, ServeSandbox, write
 from .hostile import TOKEN_PATH, HostileServer, echo, routes, token
 
@@ -57,12 +59,14 @@ def sweep(cli: Cli, tmp_path: Path, host: str, env: dict[str, str], secrets: Cal
         out = cli(*args, "--host", host, "--verbose", "--debug", "-o", "json", *extra, env=env)
         runs.append((args, out, report.read_text() if report.exists() else ""))
     assert any("> GET" in out.stderr for _, out, _ in runs), "the sweep must see real traffic"
+    journal = "\n".join(p.read_text(errors="replace") for p in sorted(journal_dir().rglob("*")) if p.is_file())
     for args, out, report in runs:
         assert "Traceback" not in out.stderr, (args, out)
         for secret in secrets():
             for form in forms(secret):
                 for where, text in (("stdout", out.stdout), ("stderr", out.stderr), ("report", report)):
                     assert form not in text, f"{secret!r} in the {where} of commctl {' '.join(args)}"
+                assert form not in journal, f"{secret!r} in the journal"
 
 
 @pytest.fixture
@@ -100,6 +104,7 @@ def test_no_secret_reaches_any_output_against_the_sandbox(
 
     sweep(cli, tmp_path, sweep_sandbox.url, env, secrets)
     assert bool(issued_tokens(sweep_sandbox)) == (scheme != "basic"), "OAuth runs must have had tokens to leak"
+    assert any(p.is_file() for p in journal_dir().rglob("*")), "the writes must have been journaled"
 
 
 @pytest.mark.parametrize("scheme", ["basic", "oauth", "token"])
