@@ -503,3 +503,26 @@ def test_a_token_reply_without_a_token_is_an_unexpected_reply(
         "error: unexpected reply from POST /v3/oauth/token/generate: data.accessToken: Field required"
     ), out
     assert [p for _, p, _ in api.requests] == ["/v3/oauth/token/generate"]
+
+
+# ---- shell completion ----
+
+
+def complete(cli: Cli, line: str) -> list[str]:
+    """What bash completion offers for the last word of `line` (as `commctl completion bash` asks it)."""
+    words = line.split(" ")
+    out = cli(env={"_COMMCTL_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)})
+    assert out.code == 0, out
+    return out.stdout.splitlines()
+
+
+def test_completion_offers_hosts_types_and_the_config_files_profiles(cli: Cli, isolated: Path, tmp_path: Path) -> None:
+    write(isolated / "config" / "commctl" / "config.yaml", "profiles:\n  eu-prod: {host: eu}\n  staging: {}\n")
+    other = write(tmp_path / "other.yaml", "profiles:\n  qa: {}\n")
+    assert complete(cli, "commctl show --host a") == ["apac", "apac2", "asia"]
+    assert complete(cli, "commctl deactivate -g 1 --type RE") == ["REMINDER"]
+    assert complete(cli, "commctl show --profile ") == ["eu-prod", "staging"]
+    assert complete(cli, "commctl show --profile s") == ["staging"]
+    assert complete(cli, f"commctl show --config {other} --profile ") == ["qa"]
+    broken = write(tmp_path / "broken.yaml", "profiles: [\n")
+    assert complete(cli, f"commctl show --config {broken} --profile ") == [""]  # quietly nothing, no traceback
