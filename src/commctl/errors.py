@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from enum import IntEnum
 
@@ -98,17 +97,22 @@ def dotted(path: Iterable[str | int]) -> str:
     return out
 
 
-# C0 and C1 controls, DEL and the Unicode line and paragraph separators: one problem stays one line
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def one_line(text: str) -> str:
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    """One problem stays one line, its control characters escaped (text.inline: the one escaping path)."""
+    from .text import inline
+
+    return inline(text)
+
+
+FILES_HINT = "fix the file(s) and run `commctl validate` to check them offline"
 
 
 class Problems:
-    def __init__(self) -> None:
+    """Problems gathered before failing once; `hint` says what to do where they came from."""
+
+    def __init__(self, hint: str | None = FILES_HINT) -> None:
         self.lines: list[str] = []
+        self.hint = hint
 
     def add(self, where: str, message: str, path: Iterable[str | int] = ()) -> None:
         p = dotted(path)
@@ -119,7 +123,7 @@ class Problems:
             shown = self.lines[:MAX_PROBLEMS]
             if len(self.lines) > MAX_PROBLEMS:
                 shown.append(f"... and {len(self.lines) - MAX_PROBLEMS} more problems")
-            raise InputError(shown, hint="fix the file(s) and run `commctl validate` to check them offline")
+            raise InputError(shown, hint=self.hint)
 
 
 def error_dict(error: BaseException) -> dict[str, object]:

@@ -85,7 +85,7 @@ def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
         if any(isinstance(d.channel, str) for d in items):
             raise
         return {}
-    problems = Problems()
+    problems = Problems(hint="`commctl channels` lists this org's channels (names are checked online only)")
     for d in items:
         if isinstance(d.channel, str):
             found = channel_id(d.channel, names)
@@ -107,7 +107,12 @@ def channel_id(value: int | str, names: dict[int, str]) -> int | None:
 
 
 def unknown_channel(value: str, names: dict[int, str]) -> str:
-    return f"unknown channel {value!r} (this org has: {', '.join(names.values())})"
+    import difflib
+
+    by_upper = {n.upper(): n for n in names.values()}
+    close = difflib.get_close_matches(value.upper(), by_upper, n=1)
+    tip = f"did you mean {by_upper[close[0]]!r}? " if close else ""
+    return f"unknown channel {value!r} ({tip}this org has: {', '.join(names.values())})"
 
 
 def failed_items(desired: list[Desired], error: ApiError) -> list[Item]:

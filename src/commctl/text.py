@@ -26,12 +26,15 @@ _UNSAFE_RE = re.compile(f"[{_UNSAFE}]")
 _FIELD_RE = re.compile(f"[{_UNSAFE}\\\\]")
 _JSON_RE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 SYMBOLS = {"\n": "⏎", "\t": "⇥"}
-FIELD_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+FIELD_ESCAPES = {"\\": "\\\\"}
+
+
+NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def _code(ch: str) -> str:
     n = ord(ch)
-    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+    return NAMED.get(ch) or (f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}")
 
 
 def _symbol(match: re.Match[str]) -> str:
@@ -50,6 +53,13 @@ def shown(text: object) -> str:
     if s.isprintable():  # the common case, in C: no category Cc, Cf, Cs, Zl or Zp character
         return s
     return _UNSAFE_RE.sub(_symbol, s.replace("\r\n", "\n"))
+
+
+def inline(text: object) -> str:
+    """Text on one line with every control character as a Python-style escape (`\\n`, `\\x1b`): for
+    names and keys in messages, where ⏎ would hide what a file or path really contains."""
+    s = "" if text is None else str(text)
+    return s if s.isprintable() else _UNSAFE_RE.sub(lambda m: _code(m[0]), s)
 
 
 def field(text: object) -> str:

@@ -39,7 +39,7 @@ def desired_from_flags(
     offset_days: int | None,
     active: bool | None,
 ) -> Desired:
-    problems = Problems()
+    problems = Problems(hint="check the path given to --message-file / --subject-file")
     fields: dict[str, Any] = {}
     for name, text, path, flag in (
         ("subjectTemplate", subject, subject_file, "--subject"),
