@@ -402,6 +402,39 @@ def test_upsert_by_channel_id_goes_on_without_the_channel_list(
     assert by_name.json()["summary"] == {"created": 0, "updated": 0, "unchanged": 0, "failed": 1}
 
 
+def test_a_refused_upsert_fails_its_target_only_with_the_apis_reason(cli: Cli, local: None, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.yaml",
+        "targetGroupId: 4100\ntargets:\n"
+        "- targetId: 5200\n  communications:\n  - {communicationType: START, channelId: 99, messageTemplate: a}\n"
+        "- targetId: 5201\n  communications:\n  - {communicationType: START, channelId: 2, messageTemplate: b}\n",
+    )
+    out = cli("upsert", "-f", str(path), "-o", "json")
+    assert out.code == 5, out
+    doc = out.json()
+    assert doc["summary"] == {"created": 1, "updated": 0, "unchanged": 0, "failed": 1}
+    refused, created = doc["results"]
+    error = refused.pop("error")
+    assert {k: v for k, v in refused.items() if k != "changes"} == {
+        "targetGroupId": 4100,
+        "targetId": 5200,
+        "communicationType": "START",
+        "channelId": 99,
+        "action": "failed",
+        "communication": None,
+        "before": None,
+    }
+    assert (error["status"], error["code"]) == (400, 300004)
+    assert error["message"].startswith(
+        "HTTP 400 Bad Request from POST /v3/targetGroups/4100/targets/5200/communications/upsert: "
+        "item 0: unknown channelId 99 (code 300004)"
+    )
+    assert (created["targetId"], created["action"], created["error"]) == (5201, "created", None)
+    assert f"error: group 4100 target 5200 START/99: {error['message']}" in out.stderr.splitlines()
+    shown = cli("show", "-g", "4100", "-o", "json")
+    assert [(c["targetId"], c["messageTemplate"]) for c in shown.json()] == [(5201, "b")]
+
+
 def test_switching_a_group_with_an_unknown_target_fails_that_target_only(cli: Cli, local: None) -> None:
     assert cli("upsert", "-f", SUMMER).code == 0
     out = cli("deactivate", "-g", "4100", "-t", "5200", "-t", "9999", "--type", "START", "-c", "2", "-o", "json")
