@@ -294,14 +294,14 @@ def test_a_dropped_answer_closes_the_connection_after_the_write(serve_sandbox: S
 
 
 def test_latency_on_one_connection_does_not_hold_up_the_others(serve_sandbox: ServeSandbox) -> None:
-    s = serve_sandbox(faults=Faults(latency_ms=300))
+    s = serve_sandbox(faults=Faults(latency_ms=400))
+    from concurrent.futures import ThreadPoolExecutor
+
     started = time.monotonic()
-    threads = [threading.Thread(target=lambda: httpx.get(s.url + "/v3/targetGroups", headers=AUTH)) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert 0.3 <= time.monotonic() - started < 0.3 * 3  # in parallel, not 6 x 300 ms
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: httpx.get(s.url + "/v3/targetGroups", headers=AUTH), range(6)))
+    assert 0.4 <= time.monotonic() - started < 0.4 * 4  # in parallel (with room for a busy machine), not 6 x 400 ms
+    assert [r.status_code for r in answers] == [200] * 6
 
 
 def raw_exchange(url: str, data: bytes) -> bytes:
