@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -57,6 +58,22 @@ def timestamp() -> str:
     """Attribution time as the API writes it: yyyy-MM-ddTHH:mm:ss.SSS+0000."""
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
+@functools.lru_cache(maxsize=1024)
+def till_json(name: str) -> str:
+    """The stored attribution of a till (one per credential: computed once, not per write)."""
+    return json.dumps(till(name))
+
+
+def parse_till(stored: str) -> dict[str, Any]:
+    """A stored attribution as the API shows it: a fresh dict from a cached parse."""
+    return dict(_parsed_till(stored))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_till(stored: str) -> dict[str, Any]:
+    return json.loads(stored)  # type: ignore[no-any-return]
 
 
 def till(name: str) -> dict[str, Any]:
@@ -312,7 +329,7 @@ class Store:
             item.get("offsetDays", 0),
             int(item.get("active", True)),
         )
-        by = json.dumps(till(user))
+        by = till_json(user)
         row = db.execute(
             "SELECT id FROM communications WHERE group_id = ? AND target_id = ? AND type = ? AND channel_id = ?", key
         ).fetchone()
@@ -338,8 +355,8 @@ def row_to_api(r: sqlite3.Row) -> dict[str, Any]:
         "attribution": {
             "createdOn": r["created_on"],
             "lastUpdatedOn": r["last_updated_on"],
-            "lastUpdatedBy": json.loads(r["last_updated_by"]),
-            "createdBy": json.loads(r["created_by"]),
+            "lastUpdatedBy": parse_till(r["last_updated_by"]),
+            "createdBy": parse_till(r["created_by"]),
         },
         "targetId": r["target_id"],
         "targetGroupId": r["group_id"],
