@@ -347,3 +347,24 @@ def test_terminal_escapes_in_server_messages_are_shown_escaped_and_kept_exact_in
         assert raw not in out.stderr and raw not in out.stdout, repr(raw)
     assert "\\x1b]0;pwned" in one_error(out)
     assert evil in json.loads(out.stdout)["error"]["message"]  # JSON keeps the exact value, escaped
+
+
+@pytest.mark.parametrize(
+    ("raw", "what"),
+    [
+        (b"", "closed the connection before answering"),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"data"', "closed the connection in the middle of its reply"),
+    ],
+)
+def test_a_dropped_connection_is_exit_6_after_the_retries(hostile: HostileServer, raw: bytes, what: str) -> None:
+    def drop(request: Any, conn: Any) -> None:
+        conn.send(raw)
+
+    hostile.mode = drop
+    with (
+        Client(hostile.url, BasicAuth("u", "pw-1"), retries=2, backoff=0) as client,
+        pytest.raises(UnavailableError) as info,
+    ):
+        client.channels()
+    assert info.value.message == f"GET /v3/targetGroups/channels: 127.0.0.1 {what}"
+    assert len(hostile.requests) == 3

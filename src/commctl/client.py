@@ -184,7 +184,6 @@ class OAuth(Auth):
         self._refused: set[str] = set()
         self._seen: list[str] = []
         self._lock = threading.Lock()
-        self.renewals = 0  # tokens obtained from the endpoint in this run
 
     def headers(self, client: Client) -> dict[str, str]:
         with self._lock:
@@ -203,7 +202,6 @@ class OAuth(Auth):
                 self._seen.append(cached.token)
                 return self._current
         token = client.generate_token(self.key, self.secret)
-        self.renewals += 1
         ttl = token.ttlSeconds
         expires = now + ttl if ttl else None
         self._current = _Issued(token.accessToken, expires, float(ttl or 0), proven=False)
@@ -599,7 +597,14 @@ class Client:
             return f"{host} timed out (no complete answer within {self.timeout:g}s)"
         if isinstance(e, httpx.RemoteProtocolError):
             # h11 quotes the server's bytes in its messages: say what happened, not what was sent.
-            what = "closed the connection" if "disconnected" in str(e) else "sent a reply that is not valid HTTP"
+            said = str(e)
+            what = (
+                "closed the connection before answering"
+                if "disconnected" in said
+                else "closed the connection in the middle of its reply"
+                if "peer closed" in said
+                else "sent a reply that is not valid HTTP"
+            )
             return f"{host} {what}"
         text = str(e) or type(e).__name__
         return f"cannot reach {host}: " + (text.split("] ", 1)[-1] if text.startswith("[Errno") else text)[:MAX_MESSAGE]
