@@ -653,3 +653,17 @@ def test_another_processs_reset_is_seen_within_the_cache_bound(tmp_path: Path, m
     assert serving.check_basic("sandbox", md5("old"))  # still remembered, for at most CACHE_SECONDS
     time.sleep(0.25)
     assert not serving.check_basic("sandbox", md5("old")) and serving.check_basic("sandbox", md5("new"))
+
+
+def test_fault_dice_count_repeats_and_forget_them_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import commctl.sandbox.app
+    from commctl.sandbox.app import Dice
+
+    dice = Dice(seed=1)
+    first, again = dice.request("GET", "/x", b""), dice.request("GET", "/x", b"")
+    assert first != again  # a retry is a new throw
+    assert Dice(seed=1).request("GET", "/x", b"") == first  # and the same throw in the next run
+    monkeypatch.setattr(commctl.sandbox.app, "SEEN_REQUESTS", 3)
+    for n in range(3):
+        dice.request("GET", f"/other/{n}", b"")
+    assert len(dice.seen) <= 3

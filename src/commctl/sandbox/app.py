@@ -105,6 +105,9 @@ class Faults:
     auth_fail_after: int = 0  # the K-th request that presents credentials, and every later one, gets 401 (0: never)
 
 
+SEEN_REQUESTS = 100_000  # distinct requests whose repeats Dice counts (about 15 MB), then it starts over
+
+
 class Dice:
     """Which requests meet an injected fault.
 
@@ -125,6 +128,8 @@ class Dice:
             return b""
         digest = hashlib.blake2b(f"{method} {target}\n".encode() + body, digest_size=16).digest()
         with self.lock:
+            if len(self.seen) >= SEEN_REQUESTS:  # bounded memory for a long-running server; runs stay reproducible
+                self.seen.clear()
             n = self.seen[digest] = self.seen.get(digest, -1) + 1
         return digest + n.to_bytes(8, "big")
 
