@@ -264,3 +264,23 @@ def test_auth_status_for_basic_auth_and_for_none(cli: Cli) -> None:
     none = cli("auth", "status", "--host", "eu")
     assert none.code == 4, none
     assert "no credentials configured" in none.stderr
+
+
+REAL = {"COMMCTL_USERNAME": "real.till", "COMMCTL_PASSWORD": "real-pw-1", "COMMCTL_TOKEN": "real-token-1"}
+
+
+def test_host_sandbox_never_uses_the_environments_credentials(cli: Cli) -> None:
+    out = cli("channels", "--host", "sandbox", "-o", "json", env={**REAL, **OAUTH_ENV})
+    assert out.code == 0, out  # real credentials would be refused by the sandbox (401, exit 4)
+    status = cli("auth", "status", "--host", "sandbox", "-o", "json", env={**REAL, **OAUTH_ENV})
+    assert status.json()["scheme"] == "sandbox" and status.json()["credentials"] == []
+    assert list(cache_dir(os.environ).glob("*")) == []  # no token asked for, none cached
+
+
+def test_host_sandbox_uses_credentials_typed_for_the_command(cli: Cli) -> None:
+    out = cli("channels", "--host", "sandbox", "--username", "sandbox", "--password-stdin", input="wrong\n", env=REAL)
+    assert out.code == 4, out  # the typed (wrong) password was used, not the environment's
+    assert "HTTP 401" in out.stderr
+    status = cli("auth", "status", "--host", "sandbox", "--username", "sandbox", "-o", "json", env=REAL)
+    assert status.code == 4, status  # a typed user name, and no typed password: half a pair
+    assert "needs both a username and a password" in status.stderr

@@ -395,6 +395,22 @@ CREDENTIAL_PAIRS = (
 )
 
 
+CREDENTIALS = ("token", "client_key", "client_secret", "username", "password")
+
+
+def for_sandbox(settings: Any) -> Any:
+    """The settings the in-process sandbox may use: credentials typed for this command (flag or stdin)
+    only, never the environment's or a profile's, which are real ones meant for a real host."""
+    import dataclasses
+
+    kept = {
+        name: value
+        for name, value in settings.values.items()
+        if name not in CREDENTIALS or settings.sources.get(name) in ("flag", "stdin")
+    }
+    return dataclasses.replace(settings, values=kept)
+
+
 def credential_scheme(settings: Any, in_process: bool = False) -> str:
     """Which credentials a command would use: token, oauth, basic or sandbox (exit 4 for none or half a pair)."""
     get = settings.get
@@ -443,7 +459,8 @@ def make_client(
         from .sandbox.app import in_process_transport
 
         transport = in_process_transport()
-    auth = make_auth(settings, credential_scheme(settings, in_process))
+    chosen = for_sandbox(settings) if in_process else settings
+    auth = make_auth(chosen, credential_scheme(chosen, in_process))
     get = settings.get
     backoff = float(os.environ.get("COMMCTL_RETRY_BACKOFF") or 0.5)
     return Client(
