@@ -6,6 +6,7 @@ seen to send (see "Unknowns a client must tolerate" in the API reference).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -157,7 +158,7 @@ class Desired:
     fields: dict[str, Any]
     where: str = ""  # FILE:LINE:COL of the mapping that declared it, for messages
     channel_name: str | None = None
-    locs: dict[str, str] = field(default_factory=dict)  # field -> FILE:LINE:COL
+    locs: Mapping[str, str] = field(default_factory=dict)  # field -> FILE:LINE:COL
 
     @property
     def label(self) -> str:

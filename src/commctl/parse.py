@@ -68,15 +68,19 @@ class Marks:
     def item(self, index: int) -> Marks:
         return Marks(self.name, self.values, self.keys, (*self.prefix, index))
 
-    def at(self, path: Path_, key: bool = False) -> str:
+    def pos(self, path: Path_, key: bool = False) -> int | None:
+        """The place of `path`, or of the nearest enclosing value that has one."""
         table = self.keys if key else self.values
         full = (*self.prefix, *path)
         stop = len(self.prefix)
         while full not in table and len(full) > stop:
             full = full[:-1]
         pos = table.get(full)
-        if pos is None:
-            pos = self.values.get(self.prefix)
+        return self.values.get(self.prefix) if pos is None else pos
+
+    def at(self, path: Path_, key: bool = False) -> str:
+        """`FILE:LINE:COL` of `path` (see `pos`)."""
+        pos = self.pos(path, key)
         return self.name if pos is None else f"{self.name}:{shown(pos)}"
 
 
