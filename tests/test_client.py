@@ -210,17 +210,28 @@ def test_retries_connection_errors_and_gives_up_with_unavailable() -> None:
     assert "cannot reach eu.api.example: Connection refused" in info.value.message
 
 
-def test_does_not_retry_client_errors_or_500() -> None:
-    for status in (400, 404, 500):
-        calls = []
+@pytest.mark.parametrize(
+    ("status", "body", "calls"),
+    [
+        (400, {}, 1),
+        (404, {}, 1),
+        (500, {"data": None, "errors": [{"code": 310126, "message": "not enrolled"}]}, 1),  # a business error
+        (500, {}, 4),  # SPEC 8.4: any other 5xx is the server in trouble, retried
+        (501, "<html>oops</html>", 4),
+        (599, {}, 4),
+    ],
+)
+def test_which_errors_are_retried(status: int, body: object, calls: int) -> None:
+    seen: list[int] = []
 
-        def handler(request: httpx.Request, calls: list[int] = calls, status: int = status) -> httpx.Response:
-            calls.append(1)
-            return httpx.Response(status, json={})
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(1)
+        return httpx.Response(status, text=body) if isinstance(body, str) else httpx.Response(status, json=body)
 
-        with make(handler) as client, pytest.raises(ApiError):
-            client.channels()
-        assert len(calls) == 1, status
+    with make(handler) as client, pytest.raises(ApiError) as info:
+        client.channels()
+    assert len(seen) == calls
+    assert info.value.exit_code == (ExitCode.UNAVAILABLE if calls > 1 else ExitCode.API_REJECTED)
 
 
 def test_honours_retry_after() -> None:

@@ -551,9 +551,11 @@ class Client:
                         continue
                 elif auth and self.auth:
                     self.auth.accepted(headers)
-                if reply.status not in RETRY_STATUSES:
+                if reply.status < 500 and reply.status not in RETRY_STATUSES:
                     return _parse(method, path, reply)
                 error = _error_for(method, path, reply)
+                if not isinstance(error, UnavailableError):
+                    raise error  # a 500 carrying API errors[] is a business answer: asking again changes nothing
                 delay = _retry_after(reply.headers)
             attempt += 1
             if attempt > self.retries:
