@@ -91,7 +91,7 @@ def lines_run(action: Callable[[], T]) -> tuple[int, T]:
     return count, result
 
 
-SMALL, LARGE = 100, 600
+SMALL, LARGE = 60, 360
 
 
 @pytest.fixture

@@ -2,40 +2,42 @@
 
 from __future__ import annotations
 
+import re
+
 from .models import Desired
 
 # GSM 03.38 basic character set, and the extension table whose characters take two septets.
-GSM7_BASIC = set(
+GSM7_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-GSM7_EXTENDED = set("^{}\\[~]|€\f")
+GSM7_EXTENDED = "^{}\\[~]|€\f"
 GSM7_LIMIT, UCS2_LIMIT = 160, 70
+# Regular expressions, not loops over characters: templates can be megabytes, and 50k of them are checked.
+_NOT_GSM7 = re.compile(f"[^{re.escape(GSM7_BASIC + GSM7_EXTENDED)}]")
+_GSM7_DOUBLE = re.compile(f"[{re.escape(GSM7_EXTENDED)}]")
+_BRACES = re.compile(r"\{\{|\}\}")  # scanned left to right, so "{{{" is "{{" then "{"
 
 
 def sms_length(text: str) -> tuple[int, int, str]:
     """(units used, one-segment limit, encoding) for an SMS text."""
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text):
-        return sum(2 if ch in GSM7_EXTENDED else 1 for ch in text), GSM7_LIMIT, "GSM-7"
+    if not _NOT_GSM7.search(text):
+        return len(text) + len(_GSM7_DOUBLE.findall(text)), GSM7_LIMIT, "GSM-7"
     return len(text.encode("utf-16-le")) // 2, UCS2_LIMIT, "UCS-2"
 
 
 def unbalanced_braces(text: str) -> str | None:
-    depth = 0
-    i = 0
-    while i < len(text):
-        pair = text[i : i + 2]
-        if pair == "{{":
-            if depth:
+    is_open = False
+    for m in _BRACES.finditer(text):
+        if m.group() == "{{":
+            if is_open:
                 return "'{{' opened again before '}}'"
-            depth, i = 1, i + 2
-        elif pair == "}}":
-            if not depth:
-                return "'}}' without a matching '{{'"
-            depth, i = 0, i + 2
+            is_open = True
         else:
-            i += 1
-    return "'{{' is never closed" if depth else None
+            if not is_open:
+                return "'}}' without a matching '{{'"
+            is_open = False
+    return "'{{' is never closed" if is_open else None
 
 
 def check(items: list[Desired], channel_names: dict[int, str] | None = None) -> list[str]:
