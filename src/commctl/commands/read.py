@@ -53,7 +53,8 @@ def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]
 def show_live(run: Run, group: int, targets: list[int]) -> int:
     comms = _live_comms(run, group, targets)
     names = _channel_names(run.client()) if run.output == "table" else {}
-    run.emit([c.api_dict() for c in comms], lambda: render.comms_table(comms, names))
+    data = [c.api_dict() for c in comms]
+    run.emit(data, lambda: render.comms_table(data, names))
     if run.output == "table" and not comms:
         run.note(f"no communications in target group {group}")
     return 0
