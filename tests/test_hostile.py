@@ -368,3 +368,20 @@ def test_a_dropped_connection_is_exit_6_after_the_retries(hostile: HostileServer
         client.channels()
     assert info.value.message == f"GET /v3/targetGroups/channels: 127.0.0.1 {what}"
     assert len(hostile.requests) == 3
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_proxies_from_the_environment_are_used_and_bounded_too(
+    hostile: HostileServer, monkeypatch: pytest.MonkeyPatch, slow: bool
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", hostile.url)  # the hostile server plays a corporate proxy
+    hostile.mode = trickle(envelope([]), every=0.2) if slow else reply(200, envelope([{"id": 1, "name": "SMS"}]))
+    with Client("http://api.example.invalid", BasicAuth("u", "pw-1"), timeout=1, retries=0) as client:
+        if slow:
+            with pytest.raises(UnavailableError, match="timed out"):
+                client.channels()
+        else:
+            assert [c.name for c in client.channels()] == ["SMS"]
+    assert hostile.paths() == ["http://api.example.invalid/v3/targetGroups/channels"]

@@ -436,9 +436,6 @@ class Client:
         self._scrub_list: list[str] = []
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         verify = not base_url.startswith("http://")  # no TLS to set up for plain http (loopback or --insecure)
-        if transport is None:
-            transport = httpx.HTTPTransport(verify=verify, limits=limits)
-            _bound_transport(transport, self._deadline)
         self.http = httpx.Client(
             base_url=self.base_url + "/v3",
             transport=transport,
@@ -452,8 +449,10 @@ class Client:
             cookies=_NoCookies(),
             verify=verify,
         )
-        for mounted in self.http._mounts.values():  # proxies from the environment get their own pools
-            _bound_transport(mounted, self._deadline)
+        # httpx's own transport (not one made here: that would switch off proxies from the environment),
+        # and the proxies' pools, get the deadline-aware network backend.
+        for pool in (self.http._transport, *self.http._mounts.values()):
+            _bound_transport(pool, self._deadline)
 
     def close(self) -> None:
         self.http.close()
