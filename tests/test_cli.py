@@ -312,8 +312,10 @@ def test_no_credentials_is_exit_4(cli: Cli) -> None:
 
 def test_plain_http_refused_off_loopback(cli: Cli) -> None:
     out = cli("channels", "--host", "http://example.com", "--username", "u", env={"COMMCTL_PASSWORD": "p"})
-    assert out.code == 4, out
+    assert out.code == 2, out  # a flag value: usage error
     assert "refusing plain http:// to example.com" in out.stderr
+    env = {"COMMCTL_HOST": "http://example.com", "COMMCTL_PASSWORD": "p"}
+    assert cli("channels", "--username", "u", env=env).code == 4  # from the environment: configuration error
 
 
 def test_secrets_never_printed(cli: Cli, sandbox: Sandbox) -> None:

@@ -150,11 +150,11 @@ def test_an_unreadable_message_file_is_invalid_input(cli: Cli, local: None, tmp_
     ("text", "message"),
     [
         ("profiles: {a: [1}\n", "{path}:1:17: invalid YAML: expected ',' or ']', but got '}'"),
-        ("- 1\n", "{path}: expected a mapping with `profiles:`"),
-        ("profiles: [a]\n", "{path}: profiles: expected a mapping of profile names to settings"),
-        ("profiles:\n  a: 5\n", "{path}: profiles.a: expected a mapping"),
-        ("profiles:\n  a: {hots: eu}\n", "{path}: profiles.a: unknown key 'hots' (did you mean 'host'?)"),
-        ("hots: eu\n", "{path}: unknown key 'hots' (did you mean 'host'?)"),
+        ("- 1\n", "{path}: expected a mapping of settings and `profiles:`, got a list"),
+        ("profiles: [a]\n", "{path}: profiles: expected a mapping of profile names to settings, got a list"),
+        ("profiles:\n  a: 5\n", "{path}: profiles.a: expected a mapping of settings, got a number (5)"),
+        ("profiles:\n  a: {hots: eu}\n", "{path}: profiles.a.hots: unknown key (did you mean host?)"),
+        ("hots: eu\n", "{path}: hots: unknown key (did you mean host?)"),
     ],
 )
 def test_a_broken_config_file_is_exit_4_naming_the_problem(
@@ -166,10 +166,13 @@ def test_a_broken_config_file_is_exit_4_naming_the_problem(
     assert out.stderr.splitlines()[0] == "error: " + message.replace("{path}", str(path))
 
 
-def test_a_config_path_that_is_a_directory_is_exit_4(cli: Cli, local: None, tmp_path: Path) -> None:
+def test_a_config_path_that_is_a_directory_is_refused(cli: Cli, local: None, tmp_path: Path) -> None:
     out = cli("channels", "--config", str(tmp_path))
-    assert out.code == 4, out
-    assert out.stderr.startswith(f"error: cannot read config file {tmp_path}: "), out
+    assert out.code == 2, out  # a bad flag value
+    assert out.stderr.startswith(f"error: --config: {tmp_path} is not a regular file"), out
+    out = cli("channels", env={"COMMCTL_CONFIG": str(tmp_path)})
+    assert out.code == 4, out  # the same from the environment
+    assert out.stderr.startswith(f"error: COMMCTL_CONFIG: {tmp_path} is not a regular file"), out
 
 
 @pytest.mark.parametrize(

@@ -89,14 +89,14 @@ def test_a_bug_is_exit_1_with_one_error_line_and_a_traceback_only_with_debug(cli
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"COMMCTL_TIMEOUT": "abc"}, "invalid timeout 'abc' (from env COMMCTL_TIMEOUT)"),
-        ({"COMMCTL_TIMEOUT": "0"}, "timeout out of range: 0.0 (from env COMMCTL_TIMEOUT)"),
-        ({"COMMCTL_RETRIES": "-1"}, "retries out of range: -1 (from env COMMCTL_RETRIES)"),
-        ({"COMMCTL_RETRIES": "many"}, "invalid retries 'many' (from env COMMCTL_RETRIES)"),
-        ({"COMMCTL_OUTPUT": "xml"}, "invalid output 'xml' (from env COMMCTL_OUTPUT)"),
-        ({"COMMCTL_HOST": "ftp://example.com"}, "invalid host 'ftp://example.com'"),
-        ({"COMMCTL_PROFILE": "nope"}, "profile 'nope' not found in"),
-        ({"COMMCTL_CONFIG": "/nonexistent/commctl.yaml"}, "config file /nonexistent/commctl.yaml does not exist"),
+        ({"COMMCTL_TIMEOUT": "abc"}, "COMMCTL_TIMEOUT: not a number: 'abc'"),
+        ({"COMMCTL_TIMEOUT": "0"}, "COMMCTL_TIMEOUT: out of range: 0.0"),
+        ({"COMMCTL_RETRIES": "-1"}, "COMMCTL_RETRIES: out of range: -1"),
+        ({"COMMCTL_RETRIES": "many"}, "COMMCTL_RETRIES: not a whole number: 'many'"),
+        ({"COMMCTL_OUTPUT": "xml"}, "COMMCTL_OUTPUT: unknown output format 'xml'"),
+        ({"COMMCTL_HOST": "ftp://example.com"}, "COMMCTL_HOST: unsupported scheme 'ftp'"),
+        ({"COMMCTL_PROFILE": "nope"}, "COMMCTL_PROFILE: profile 'nope' not found in"),
+        ({"COMMCTL_CONFIG": "/nonexistent/commctl.yaml"}, "COMMCTL_CONFIG: /nonexistent/commctl.yaml does not exist"),
     ],
 )
 def test_a_bad_setting_is_exit_4_before_any_request(cli: Cli, env: dict[str, str], message: str) -> None:
@@ -110,7 +110,11 @@ def test_a_bad_setting_in_json_mode_is_one_error_object_on_stdout(cli: Cli) -> N
     out = cli("channels", "--host", "sandbox", "-o", "json", env={"COMMCTL_TIMEOUT": "abc"})
     assert out.code == 4, out
     assert out.json() == {
-        "error": {"kind": "config", "message": "invalid timeout 'abc' (from env COMMCTL_TIMEOUT)", "hint": None}
+        "error": {
+            "kind": "config",
+            "message": "COMMCTL_TIMEOUT: not a number: 'abc'",
+            "hint": "set COMMCTL_TIMEOUT to a number of seconds above 0 and at most 3600, or unset it",
+        }
     }
 
 

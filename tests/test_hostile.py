@@ -251,12 +251,13 @@ def test_a_broken_token_from_the_token_endpoint_is_exit_4_unprinted(
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"COMMCTL_TOKEN": "tok-123\n"}, "the OAuth token (from env COMMCTL_TOKEN) contains a line break"),
+        # One trailing newline is dropped from a credential (as gh does); a second one is refused.
+        ({"COMMCTL_TOKEN": "tok-123\n\n"}, "the OAuth token (from env COMMCTL_TOKEN) contains a line break"),
         ({"COMMCTL_TOKEN": "tok\r\nX: y"}, "the OAuth token (from env COMMCTL_TOKEN) contains a line break"),
         ({"COMMCTL_TOKEN": "tok\x07"}, "the OAuth token (from env COMMCTL_TOKEN) contains a control character"),
         ({"COMMCTL_TOKEN": "tök"}, "the OAuth token (from env COMMCTL_TOKEN) contains non-ASCII characters"),
         (
-            {**BASIC, "COMMCTL_PASSWORD": "pw-secret\n"},
+            {**BASIC, "COMMCTL_PASSWORD": "pw-secret\n\n"},
             "the password (from env COMMCTL_PASSWORD) contains a line break",
         ),
         ({**BASIC, "COMMCTL_PASSWORD": "pässword"}, "the password (from env COMMCTL_PASSWORD) contains non-ASCII"),

@@ -395,22 +395,6 @@ CREDENTIAL_PAIRS = (
 )
 
 
-CREDENTIALS = ("token", "client_key", "client_secret", "username", "password")
-
-
-def for_sandbox(settings: Any) -> Any:
-    """The settings the in-process sandbox may use: credentials typed for this command (flag or stdin)
-    only, never the environment's or a profile's, which are real ones meant for a real host."""
-    import dataclasses
-
-    kept = {
-        name: value
-        for name, value in settings.values.items()
-        if name not in CREDENTIALS or settings.sources.get(name) in ("flag", "stdin")
-    }
-    return dataclasses.replace(settings, values=kept)
-
-
 def credential_scheme(settings: Any, in_process: bool = False) -> str:
     """Which credentials a command would use: token, oauth, basic or sandbox (exit 4 for none or half a pair)."""
     get = settings.get
@@ -419,6 +403,11 @@ def credential_scheme(settings: Any, in_process: bool = False) -> str:
     for scheme, (first, second), what, hint in CREDENTIAL_PAIRS:
         if get(first) or get(second):
             if not (get(first) and get(second)):
+                if in_process:  # the settings hold only credentials given as flags (config.py)
+                    from .config import FLAGS
+
+                    both = f"{FLAGS[first]} and {FLAGS[second]}"
+                    hint = f"with --host sandbox only flags count: give both {both}, or neither to use the sandbox's own"
                 raise AuthError(
                     f"{what} needs both a {first.replace('_', ' ')} and a {second.replace('_', ' ')}", hint=hint
                 )
@@ -459,8 +448,8 @@ def make_client(
         from .sandbox.app import in_process_transport
 
         transport = in_process_transport()
-    chosen = for_sandbox(settings) if in_process else settings
-    auth = make_auth(chosen, credential_scheme(chosen, in_process))
+    # For the in-process sandbox the settings hold only credentials given as flags (config.py).
+    auth = make_auth(settings, credential_scheme(settings, in_process))
     get = settings.get
     backoff = float(os.environ.get("COMMCTL_RETRY_BACKOFF") or 0.5)
     return Client(

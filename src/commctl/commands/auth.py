@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import render
-from ..runtime import Run, api_base, credential_scheme, for_sandbox, make_auth
+from ..runtime import Run, api_base, credential_scheme, make_auth
 
 SCHEME_SETTINGS = {
     "token": ("token",),
@@ -57,8 +57,6 @@ def status(run: Run) -> int:
 
     settings = run.settings
     host, in_process = api_base(settings) if settings.host else (None, False)
-    if in_process:
-        settings = for_sandbox(settings)  # what the sandbox would get: never the environment's real credentials
     scheme = credential_scheme(settings, in_process)
     make_auth(settings, scheme)  # refuses credentials that cannot travel safely, as a real command would (exit 4)
     shown = {name: (value, source) for name, value, source in settings.shown()}
