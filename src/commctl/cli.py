@@ -45,26 +45,24 @@ commctl COMMAND -h
     rich_markup_mode=None,  # plain help: Rich would cost --help its 150 ms budget
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-sandbox_app = typer.Typer(
-    help="Run the local emulator of the API.",
-    epilog="commctl sandbox serve --port 8080\ncommctl sandbox reset",
-    cls=HelpGroup,
-    no_args_is_help=True,
-    rich_markup_mode=None,
+
+
+def _family(name: str, help: str, *examples: str) -> typer.Typer:
+    """A command family (`commctl NAME ...`) with the root's plain help and its examples as the epilog."""
+    family = typer.Typer(
+        help=help, epilog="\n".join(examples), cls=HelpGroup, no_args_is_help=True, rich_markup_mode=None
+    )
+    app.add_typer(family, name=name)
+    return family
+
+
+sandbox_app = _family(
+    "sandbox", "Run the local emulator of the API.", "commctl sandbox serve --port 8080", "commctl sandbox reset"
 )
-config_app = typer.Typer(
-    help="Inspect settings.", epilog="commctl config show", cls=HelpGroup, no_args_is_help=True, rich_markup_mode=None
+config_app = _family("config", "Inspect settings.", "commctl config show")
+auth_app = _family(
+    "auth", "Credentials in use and the OAuth token cache.", "commctl auth status", "commctl auth logout"
 )
-app.add_typer(sandbox_app, name="sandbox")
-auth_app = typer.Typer(
-    help="Credentials in use and the OAuth token cache.",
-    epilog="commctl auth status\ncommctl auth logout",
-    cls=HelpGroup,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(config_app, name="config")
-app.add_typer(auth_app, name="auth")
 
 
 def _one_of(values: tuple[str, ...], case: Callable[[str], str] = str.lower) -> Callable[[Any], Any]:
