@@ -47,6 +47,12 @@ def local(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMMCTL_HOST", "sandbox")
 
 
+def comms_yaml(*comms: str, target: int = 5200) -> str:
+    """A document of group 4100 giving one target these communications (YAML flow mappings)."""
+    head = f"targetGroupId: 4100\ntargets:\n- targetId: {target}\n  communications:\n"
+    return head + "".join(f"  - {c}\n" for c in comms)
+
+
 def errors(out: Any) -> list[str]:
     return [line for line in out.stderr.splitlines() if line.startswith(("error:", "hint:"))]
 
@@ -202,8 +208,7 @@ def test_half_a_credential_is_exit_4_with_a_hint(cli: Cli, env: dict[str, str], 
         ),
         ("targetGroupId: 4100\n? [a, b]\n: 1\n", "c.yaml:2:3: invalid YAML: mapping keys must be plain values"),
         (
-            "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n"
-            "  - {communicationType: START, channelId: 2, messageTemplateFile: templates}\n",
+            comms_yaml("{communicationType: START, channelId: 2, messageTemplateFile: templates}"),
             "c.yaml:5:67: targets[0].communications[0].messageTemplateFile: cannot read templates: not a regular file "
             "(a directory); only regular files and - (standard input) are read",
         ),
@@ -230,8 +235,7 @@ def test_deep_nesting_is_refused_without_a_traceback(cli: Cli, tmp_path: Path) -
 
 
 def test_many_problems_are_capped_with_a_count(cli: Cli, tmp_path: Path) -> None:
-    comms = "".join("  - {communicationType: START, channelId: 2, offsetDays: -1}\n" for _ in range(60))
-    path = write(tmp_path / "c.yaml", "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n" + comms)
+    path = write(tmp_path / "c.yaml", comms_yaml(*["{communicationType: START, channelId: 2, offsetDays: -1}"] * 60))
     out = cli("validate", str(path))
     assert out.code == 3, out
     problems = errors(out)
@@ -240,11 +244,7 @@ def test_many_problems_are_capped_with_a_count(cli: Cli, tmp_path: Path) -> None
 
 
 def test_a_quoted_channel_number_is_a_channel_id(cli: Cli, tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "c.yaml",
-        "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n"
-        "  - {communicationType: START, channel: '2', messageTemplate: hi}\n",
-    )
+    path = write(tmp_path / "c.yaml", comms_yaml("{communicationType: START, channel: '2', messageTemplate: hi}"))
     out = cli("show", "-f", str(path), "-o", "json")
     assert out.code == 0, out
     assert out.json() == [
@@ -256,11 +256,8 @@ def test_a_quoted_channel_number_is_a_channel_id(cli: Cli, tmp_path: Path) -> No
 
 
 def test_validate_json_reports_files_counts_and_warnings(cli: Cli, tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "c.yaml",
-        "targetGroupId: 4100\ntargets:\n- targetId: 5200\n  communications:\n"
-        "  - {communicationType: REMINDER, channelId: 2, messageTemplate: 'Hi {{name', offsetDays: 0}\n",
-    )
+    comm = "{communicationType: REMINDER, channelId: 2, messageTemplate: 'Hi {{name', offsetDays: 0}"
+    path = write(tmp_path / "c.yaml", comms_yaml(comm))
     out = cli("validate", str(path), "-o", "json")
     assert out.code == 0, out
     where = f"{path}:5:"
@@ -469,9 +466,7 @@ def test_diff_markdown_when_in_sync_and_when_a_target_fails(cli: Cli, local: Non
     assert same.stdout == "### commctl diff\n\n**5** unchanged\n\nNo changes.\n"
 
     path = write(
-        tmp_path / "c.yaml",
-        "targetGroupId: 4100\ntargets:\n- targetId: 9999\n  communications:\n"
-        "  - {communicationType: START, channelId: 2, messageTemplate: 'a|b'}\n",
+        tmp_path / "c.yaml", comms_yaml("{communicationType: START, channelId: 2, messageTemplate: 'a|b'}", target=9999)
     )
     failed = cli("diff", "-f", str(path), "-o", "markdown")
     assert failed.code == 5, failed
