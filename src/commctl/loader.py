@@ -154,18 +154,17 @@ def expand(paths: Iterable[str], problems: Problems) -> Iterator[tuple[str, Path
             yield p, path
 
 
-def read_sources(paths: Iterable[str], problems: Problems, stdin: BinaryIO | None = None) -> list[Source]:
-    sources = []
+def read_sources(paths: Iterable[str], problems: Problems, stdin: BinaryIO | None = None) -> Iterator[Source]:
+    """Each readable input in turn: one source's text is held at a time, however many files there are."""
     for name, path in expand(paths, problems):
         try:
             if path is None:
                 # a document read from stdin names its templates relative to the current directory
-                sources.append(Source(name, Path.cwd().resolve(), read_stdin(stdin)))
+                yield Source(name, Path.cwd().resolve(), read_stdin(stdin))
             else:
-                sources.append(Source(name, path.parent.resolve(), read_text(path)))
+                yield Source(name, path.parent.resolve(), read_text(path))
         except ValueError as e:
             problems.add(name, str(e))
-    return sources
 
 
 def parse_documents(source: Source, problems: Problems) -> list[tuple[Any, Marks]]:
