@@ -191,15 +191,15 @@ def test_show_golden_at_a_terminal(width: int, monkeypatch: pytest.MonkeyPatch, 
 def test_show_files_golden_at_a_terminal(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from commctl.loader import load
 
-    grid = render.desired_table(load([str(SAMPLES)]))
-    text = at_terminal(grid, width, monkeypatch).replace(str(SAMPLES), "sample-configs")
+    monkeypatch.chdir(ROOT)  # locations as a user in the repository sees them, wherever it is checked out
+    text = at_terminal(render.desired_table(load(["sample-configs"])), width, monkeypatch)
     golden(f"show-files-{width}.txt", text)
     assert all(len(line) <= width for line in text.splitlines() if not line.startswith("#"))
 
 
 def test_narrow_terminal_hides_the_least_useful_text_first(monkeypatch: pytest.MonkeyPatch, utc: None) -> None:
     text = at_terminal(render.comms_table(dicts(LIVE), NAMES), 80, monkeypatch)
-    assert "# hidden at 80 columns: sender, subject" in text
+    assert "# hidden to fit 80 columns: sender, subject" in text
     wide = at_terminal(render.comms_table(dicts(LIVE), NAMES), 200, monkeypatch)
     assert "hidden" not in wide and "loyalty@brand.example" in wide
 
@@ -215,7 +215,7 @@ def test_dumb_terminal_draws_no_box(monkeypatch: pytest.MonkeyPatch, utc: None) 
 def test_layout_keeps_fixed_columns_whole() -> None:
     cols = (render.Column("id"), render.Column("text", text=True), render.Column("extra", text=True, hide=1))
     assert render.layout(cols, [4, 50, 20], 200) == [4, 50, 20]
-    assert render.layout(cols, [4, 50, 20], 40) == [4, 16, 16]  # 32 columns of text, shared
+    assert render.layout(cols, [4, 50, 20], 40) == [4, 24, 8]  # 32 columns of text: the more important grows first
     assert render.layout(cols, [4, 50, 20], 20) == [4, 14, None]  # too narrow for both: extra hidden
     assert render.layout(cols, [4, 50, 20], 8) == [4, 2, None]  # never below a fixed column
 
@@ -292,6 +292,22 @@ def test_diff_shows_a_real_unified_diff(monkeypatch: pytest.MonkeyPatch) -> None
     assert "-Only 2 days left to visit!\n+3 days left to reach your target!\n" in out
     table = out.split("\n\n")[0].splitlines()
     assert {len(line.split("\t")) for line in table} == {8}
+
+
+def test_write_results_golden(monkeypatch: pytest.MonkeyPatch, utc: None) -> None:
+    from commctl.errors import ApiError
+
+    unchanged = Item(4100, 5200, "START", 2, Action.UNCHANGED, live=LIVE[0], desired=LIVE[0].api_dict())
+    updated = Item(4100, 5200, "REMINDER", 1, Action.UPDATED, live=LIVE[2])
+    updated.changes = {"offsetDays": {"from": 3, "to": 2}}
+    updated.desired = {**LIVE[2].api_dict(), "offsetDays": 2}
+    failed = Item(4100, 9999, "FINISH", 2, Action.FAILED, desired={"messageTemplate": "Bye"})
+    failed.failure = ApiError("HTTP 404 Not Found: target 9999 not found in target group 4100", 404, 310902)
+    grid = render.results_table([unchanged, updated, failed], NAMES)
+    for width in (80, 100, 200):
+        text = at_terminal(grid, width, monkeypatch)
+        golden(f"results-{width}.txt", text)
+        assert "HTTP 404" in text and "offsetDays" in text  # what changed or failed is never what is hidden
 
 
 # ---- Markdown ----
@@ -419,9 +435,9 @@ def test_a_real_terminal_gets_a_fitted_table(columns: int, tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     env.update(PYTHONPATH=str(ROOT / "src"), TERM="xterm-256color", XDG_STATE_HOME=str(tmp_path))
     text = in_pty(["show", "-f", str(SAMPLES / "summer-challenge.yaml")], columns, env)
-    lines = [line for line in text.splitlines() if line and not line.startswith("hidden at")]
+    lines = [line for line in text.splitlines() if line and not line.startswith("hidden to fit")]
     assert lines[0].split()[:4] == ["group", "target", "type", "channel"]
     assert set(lines[1].strip()) == {"─"}
     assert len(lines) == 2 + 5 and all(len(line) <= columns for line in lines), text
     assert [line.split()[2] for line in lines[2:]] == ["START", "FINISH", "REMINDER", "START", "CHANGE"]
-    assert ("hidden at" in text) == (columns == 80)  # the note names what did not fit
+    assert ("hidden to fit" in text) == (columns < 200)  # the note names what did not fit

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 LONG = 30  # a text change longer than this (or on several lines) is shown as a unified diff
 GAP = 2  # spaces between columns at a terminal
 MIN_TEXT = 8  # a text column narrower than this is hidden rather than shown as a few letters
+WANT = 20  # what an always-shown text column (message, error, location) gets before others are hidden
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,16 @@ def compact_time(value: str) -> str:
 def layout(columns: tuple[Column, ...], natural: list[int], width: int) -> list[int | None]:
     """Column widths that fit `width`, None for a hidden column; pure, so it can be tested alone.
 
-    Fixed columns keep their natural width. Text columns share what is left, each up to its natural
-    width; when they would get less than MIN_TEXT, the one with the highest `hide` goes first.
+    Fixed columns keep their natural width. Text columns share what is left: each gets up to MIN_TEXT,
+    then the most important (lowest `hide`) grows to its natural width first. When they cannot all
+    have MIN_TEXT (WANT for the always-shown ones), the column with the highest `hide` is hidden.
     """
     shown_cols = [i for i in range(len(columns))]
     while True:
         fixed = sum(natural[i] for i in shown_cols if not columns[i].text)
         texts = [i for i in shown_cols if columns[i].text]
         room = width - fixed - GAP * (len(shown_cols) - 1)
-        if room >= sum(min(natural[i], MIN_TEXT) for i in texts):
+        if room >= sum(min(natural[i], MIN_TEXT if columns[i].hide else WANT) for i in texts):
             break
         droppable = [i for i in shown_cols if columns[i].hide]
         if not droppable:
@@ -110,12 +112,21 @@ def layout(columns: tuple[Column, ...], natural: list[int], width: int) -> list[
     widths: list[int | None] = [None] * len(columns)
     for i in shown_cols:
         widths[i] = natural[i]
-    # Water-filling: the narrowest wishes are met first, the rest share evenly what remains.
+    # Every text column gets its minimum, the always-shown ones WANT, then the most important grows first.
     room = max(room, 0)
     for n, i in enumerate(sorted(texts, key=lambda i: natural[i])):
         share = room // (len(texts) - n)
-        widths[i] = max(min(natural[i], share), min(natural[i], 1))
+        widths[i] = max(min(natural[i], MIN_TEXT, share), min(natural[i], 1))
         room -= widths[i] or 0
+    always = sorted((i for i in texts if not columns[i].hide), key=lambda i: min(natural[i], WANT))
+    for n, i in enumerate(always):  # shared evenly up to WANT
+        grow = max(min(min(natural[i], WANT) - (widths[i] or 0), room // (len(always) - n)), 0)
+        widths[i] = (widths[i] or 0) + grow
+        room -= grow
+    for i in sorted(texts, key=lambda i: (columns[i].hide, i)):
+        grow = max(min(natural[i] - (widths[i] or 0), room), 0)
+        widths[i] = (widths[i] or 0) + grow
+        room -= grow
     return widths
 
 
@@ -283,7 +294,9 @@ def comms_table(comms: list[dict[str, Any]], names: dict[int, str]) -> Grid:
 
 def results_table(items: list[Item], names: dict[int, str]) -> Grid:
     """The `show` columns of each result, with the action in front and what changed (or failed) last."""
-    columns = (replace(c, hide=4) if c.name == "message" else c for c in SHOW_COLUMNS)
+    # What changed matters more here than when it last did: the time goes first, then the message.
+    later = {"updated": 5, "message": 4}
+    columns = (replace(c, hide=later[c.name]) if c.name in later else c for c in SHOW_COLUMNS)
     grid = Grid((Column("action"), *columns, Column("detail", text=True, limit=60)))
     for i in items:
         if i.error:
@@ -293,7 +306,8 @@ def results_table(items: list[Item], names: dict[int, str]) -> Grid:
         else:
             detail = ", ".join(i.changes) if i.live else "new"
         known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
-        fields = {**known, **(i.desired or {}), **(i.result or {})}
+        live = i.live.api_dict() if i.live else {}  # a planned update still has its id and last update
+        fields = {**known, **live, **(i.desired or {}), **(i.result or {})}
         grid.add(i.action.value, *_cells(fields, names), detail, style=STYLE.get(i.action))
     return grid
 
@@ -304,7 +318,7 @@ DESIRED = tuple(c for c in SHOW if c not in ("id", "updated"))
 def desired_table(items: list[Desired]) -> Grid:
     """What files declare, in the `show` columns the files can fill, and where each was declared."""
     columns = tuple(c for c in SHOW_COLUMNS if c.name in DESIRED)
-    grid = Grid((*columns, Column("declared at", text=True, keep_end=True, hide=1)))
+    grid = Grid((*columns, Column("declared at", text=True, keep_end=True)))
     for d in items:
         known = {"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type, "channelId": d.channel}
         grid.add(*_cells({**known, **d.fields}, {}, DESIRED), d.where.split(": ")[0])

@@ -167,7 +167,7 @@ class Run:
         renderable, hidden = render.rich_table(grid, console.width, self.boxed, headers=not self.out.no_headers)
         console.print(renderable)
         if hidden:
-            self.note(f"hidden at {console.width} columns: {', '.join(hidden)} (widen the terminal, or pipe it)")
+            self.note(f"hidden to fit {console.width} columns: {', '.join(hidden)}")
 
     def write_report(self, doc: dict[str, Any]) -> None:
         """Write --report atomically (a temporary file, then rename); a later error of the run adds to it."""
