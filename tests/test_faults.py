@@ -128,9 +128,10 @@ def test_partial_outage_applies_what_it_can(
     s = serve_sandbox(seed=seed)
     assert cli("upsert", "-f", str(comms), *s.args, env={"COMMCTL_PASSWORD": "sandbox"}).code == 0
     changed = write(tmp_path / "changed.yaml", comms.read_text().replace("End ", "Finished "))
-    # Deterministic partial outage: the server takes 31 requests a minute (the channel list, 20 reads,
+    # Deterministic partial outage: the server takes 31 requests an hour (the channel list, 20 reads,
     # 10 of the 20 upserts), then answers 429; with no retries exactly 10 targets fail, every run.
-    flaky = serve_sandbox(faults=Faults(rate_limit=31), db=s.db)
+    # (An hour: a Retry-After that long is past any retry budget, so the run does not wait for it.)
+    flaky = serve_sandbox(faults=Faults(rate_limit=31, rate_window=3600), db=s.db)
     out = cli(
         "upsert", "-f", str(changed), "-o", "json", "--retries", "0", *flaky.args, env={"COMMCTL_PASSWORD": "sandbox"}
     )

@@ -303,6 +303,20 @@ WRITE_OPTIONS = {
             DEFAULT_CONCURRENCY,
         ),
         _opt(
+            "rate",
+            Annotated[
+                Optional[float],
+                typer.Option(
+                    "--rate",
+                    min=0.001,
+                    max=1_000_000,
+                    rich_help_panel=WRITE,
+                    help="At most N requests per second (slows down further on 429) [env COMMCTL_RATE]",
+                    metavar="N",
+                ),
+            ],
+        ),
+        _opt(
             "report",
             Annotated[
                 Optional[str],
@@ -508,7 +522,7 @@ def upsert(
 
 
 @command(
-    write=("report", "strict", "concurrency", "plan_out"),
+    write=("report", "strict", "concurrency", "plan_out", "rate"),
     output=REPORTS,
     examples="""
 # exit 0 in sync, 7 when the live state differs

@@ -33,6 +33,7 @@ from .errors import ApiError, AuthError, CommctlError, UnavailableError
 from .models import Channel, Communication, Entity, Token
 
 if TYPE_CHECKING:
+    from .ratelimit import Limiter
     from .tokencache import TokenCache
 
 RETRY_STATUSES = frozenset({429, 461, 502, 503, 504, 521})
@@ -425,8 +426,10 @@ class Client:
         max_connections: int = 16,
         max_reply: int = MAX_REPLY,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: Limiter | None = None,
     ) -> None:
         self.auth = auth
+        self.limiter = limiter
         self.base_url = base_url.rstrip("/")
         self.timeout, self.max_reply = timeout, max_reply
         self.retries, self.backoff, self.budget, self.sleep = retries, backoff, budget, sleep
@@ -535,7 +538,7 @@ class Client:
                 headers.update(self.auth.headers(self))
             delay: float | None = None
             try:
-                reply = self._send(method, path, content, body, headers)
+                reply = self._limited(method, path, content, body, headers)
             except httpx.LocalProtocolError:
                 # h11 refused to send something (it would quote the offending header value: never show it).
                 raise AuthError(
@@ -563,6 +566,22 @@ class Client:
             if time.monotonic() + wait > deadline:
                 raise error
             self.sleep(wait)
+
+    def _limited(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
+        """One attempt through the run's rate limiter, which learns from every answer (SPEC section 9)."""
+        if self.limiter is None:
+            return self._send(method, path, content, body, headers)
+        ticket = self.limiter.acquire()
+        status: int | None = None
+        retry_after: float | None = None
+        try:
+            reply = self._send(method, path, content, body, headers)
+            status = reply.status
+            if status == 429:
+                retry_after = _retry_after(reply.headers)
+            return reply
+        finally:
+            self.limiter.release(ticket, status, retry_after)
 
     def _send(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
         """One attempt, bounded by the deadline from connect to the last byte of the decoded body."""

@@ -38,7 +38,8 @@ SANDBOX = "sandbox"
 SANDBOX_OWN = {"username": "sandbox", "password": "****"}  # how `config show` shows the sandbox's own credentials
 OUTPUTS = ("table", "json", "yaml", "markdown")
 TEXT_KEYS = ("host", "username", "password_env", "client_key", "client_secret_env", "output")
-CONFIG_KEYS = (*TEXT_KEYS, "timeout", "retries")
+NUMBER_KEYS = ("timeout", "retries", "rate")
+CONFIG_KEYS = (*TEXT_KEYS, *NUMBER_KEYS)
 CREDENTIALS = ("username", "password", "client_key", "client_secret", "token")
 CREDENTIAL_NAMES = {  # as the client names them in its own checks
     "username": "the username",
@@ -48,10 +49,11 @@ CREDENTIAL_NAMES = {  # as the client names them in its own checks
     "token": "the OAuth token",
 }
 SECRETS = ("password", "client_secret", "token")
-SHOWN = ("host", "profile", "config", *CREDENTIALS, "output", "timeout", "retries")  # `config show`'s rows
+SHOWN = ("host", "profile", "config", *CREDENTIALS, "output", "timeout", "retries", "rate")  # `config show`'s rows
 DEFAULTS: dict[str, Any] = {"output": "table", "timeout": 30.0, "retries": 3}
 MAX_TIMEOUT = 3600.0
 MAX_RETRIES = 100
+MAX_RATE = 1_000_000.0  # requests per second
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SECRET_CHARS = 8192
 ENV = {
@@ -66,6 +68,7 @@ ENV = {
     "output": "COMMCTL_OUTPUT",
     "timeout": "COMMCTL_TIMEOUT",
     "retries": "COMMCTL_RETRIES",
+    "rate": "COMMCTL_RATE",
 }
 FLAGS = {
     "host": "--host",
@@ -78,12 +81,14 @@ FLAGS = {
     "output": "--output",
     "timeout": "--timeout",
     "retries": "--retries",
+    "rate": "--rate",
 }
 EXPECTED = {
     "host": f"one of {', '.join(CLUSTERS)}, sandbox, or an https:// URL such as https://api.example.com",
     "output": ", ".join(OUTPUTS),
     "timeout": f"a number of seconds above 0 and at most {MAX_TIMEOUT:g}",
     "retries": f"a whole number from 0 to {MAX_RETRIES}",
+    "rate": f"a number of requests per second above 0 and at most {MAX_RATE:g}",
     **{name: "printable ASCII text" for name in CREDENTIALS},
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -369,6 +374,18 @@ def check_timeout(value: Any) -> float:
     return seconds
 
 
+def check_rate(value: Any) -> float:
+    """Requests per second (SPEC 9); unset means no limit but the server's own 429 answers."""
+    number = _number(value)
+    try:
+        rate = float(number)
+    except OverflowError:
+        rate = math.inf
+    if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
+        raise Invalid(f"out of range: {_shown(number)}")
+    return rate
+
+
 def check_retries(value: Any) -> int:
     if isinstance(value, str):
         if not _INTEGER.fullmatch(value):
@@ -482,7 +499,7 @@ def _check_mapping(data: Mapping[Any, Any], known: tuple[str, ...], prefix: str)
             continue
         if text:
             raise ConfigError(f"{prefix}{key}: expected text, got {_kind(value)}", hint="put the value in quotes")
-        if key in ("timeout", "retries") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if key in NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(
                 f"{prefix}{key}: expected {EXPECTED[key]}, got {_kind(value)}", hint="write the number without quotes"
             )
@@ -545,12 +562,14 @@ def resolve(
     env: Mapping[str, str] = os.environ,
     stdin: IO[str] | None = None,
     output: str | None = None,
+    rate: float | None = None,
 ) -> Settings:
     """Merge flags, environment, config profile and defaults; record and check where each value came from."""
     s, layers = _layers(conn, env)
     if conn.password_stdin and conn.client_secret_stdin:
         raise UsageError("--password-stdin and --client-secret-stdin both read standard input; pick one")
-    for name, flag in (("output", output), ("host", conn.host), ("timeout", conn.timeout), ("retries", conn.retries)):
+    flags = {"output": output, "host": conn.host, "timeout": conn.timeout, "retries": conn.retries, "rate": rate}
+    for name, flag in flags.items():
         _plain(s, name, flag, env, layers)
     s.check("output", check_output)
     if "host" in s.values:  # `config show` shows the host as given; the client gets the checked URL
@@ -559,6 +578,7 @@ def resolve(
         s.url, s.values["host"] = s.values["host"], given
     s.check("timeout", check_timeout)
     s.check("retries", check_retries)
+    s.check("rate", check_rate)
     _credentials(s, conn, env, layers, stdin)
     for name in CREDENTIALS:
         s.check(name, check_credential, CREDENTIAL_NAMES[name])

@@ -45,3 +45,4 @@ class WriteOptions:
     report: str | None = None
     strict: bool = False
     plan_out: str | None = None
+    rate: float | None = None  # requests per second; None: from the environment, the config file, or unlimited

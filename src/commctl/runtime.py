@@ -61,7 +61,9 @@ class Run:
             from . import config
 
             try:
-                self._settings = config.resolve(self.conn, os.environ, self.stdin, self.out.output)
+                self._settings = config.resolve(
+                    self.conn, os.environ, self.stdin, self.out.output, rate=self.write.rate
+                )
             except CommctlError as e:
                 self._settings = e
         if isinstance(self._settings, CommctlError):
@@ -441,6 +443,7 @@ def make_client(
     settings: Any, log: Callable[[str], None] | None = None, concurrency: int = DEFAULT_CONCURRENCY
 ) -> Any:
     from .client import Client
+    from .ratelimit import Limiter
 
     base, in_process = api_base(settings)
     transport = None
@@ -461,4 +464,5 @@ def make_client(
         log=log,
         backoff=backoff,
         max_connections=max(concurrency, 1),
+        limiter=Limiter(get("rate"), max(concurrency, 1)),  # every request of the run, reads and writes
     )
