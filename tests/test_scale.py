@@ -81,13 +81,15 @@ def lines_run(action: Callable[[], T]) -> tuple[int, T]:
     def calls(frame: FrameType, event: str, arg: object) -> Any:
         return local if "commctl" in frame.f_code.co_filename else None
 
+    # Put back whatever tracer was there (coverage's, under --cov), or every later test goes unmeasured.
+    before, before_threads = sys.gettrace(), threading.gettrace()
     threading.settrace(calls)
     sys.settrace(calls)
     try:
         result = action()
     finally:
-        sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type, unused-ignore]  # typeshed differs by version
+        sys.settrace(before)
+        threading.settrace(before_threads)  # type: ignore[arg-type, unused-ignore]  # typeshed differs by version
     return count, result
 
 
