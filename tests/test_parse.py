@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commctl import parse
 from commctl.parse import Marks, ParseError, json_documents, shown, yaml_documents
 
 KEYS = st.text(st.sampled_from(['a', 'é', '"', "\\", "\n", "😀", "\u2028", " ", "{", "]", ":", ","]), max_size=4)  # fmt: skip
@@ -77,3 +80,27 @@ def test_a_parse_error_carries_its_place() -> None:
         assert e.pos is not None and shown(e.pos) == "3:1"
     else:
         raise AssertionError("no ParseError")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x [1, 010, 0o10, yes, ~, '1:30', 1e3]\nb: {<<: {c: *x}, d: \"\\u00e9\\t\"}\n---\n- 2\n",
+        "a: 1\na: 2\n",
+        "a: \x01\n",
+        "a: [1,\n",
+        "a: !!binary aGk=\n",
+    ],
+)
+def test_the_pure_python_parser_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """Without libyaml, PyYAML's own parser is used: same data, same places, problems at the same place."""
+
+    def answers() -> object:
+        try:
+            return [(data, marks.values, marks.keys) for data, marks in yaml_documents("f", text)]
+        except ParseError as e:
+            return e.pos  # the two parsers word syntax errors differently
+
+    with_libyaml = answers()
+    monkeypatch.setattr(parse, "_Loader", yaml.SafeLoader)
+    assert answers() == with_libyaml

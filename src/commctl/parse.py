@@ -353,10 +353,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def yaml_documents(name: str, text: str) -> list[tuple[Any, Marks]]:
     """Every document of a YAML stream; the first problem raises ParseError."""
-    loader = _Loader(text)
     builder = _YamlBuilder(name)
     docs = []
+    loader = None
     try:
+        loader = _Loader(text)  # the pure-Python reader checks the characters here
         loader.get_event()  # stream start
         while not loader.check_event(StreamEndEvent):
             loader.get_event()  # document start
@@ -364,10 +365,13 @@ def yaml_documents(name: str, text: str) -> list[tuple[Any, Marks]]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise ParseError(pack(mark.line, mark.column) if mark else None, str(e.problem or e.context)) from None
+    except yaml.reader.ReaderError as e:
+        raise ParseError(_pos_at(text, e.position), f"unacceptable character {e.character!r}: {e.reason}") from None
     except yaml.YAMLError as e:
         raise ParseError(None, str(e)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs
 
 
