@@ -444,3 +444,20 @@ def test_a_real_terminal_gets_a_fitted_table(columns: int, tmp_path: Path) -> No
     assert len(lines) == 2 + 5 and all(len(line) <= columns for line in lines), text
     assert [line.split()[2] for line in lines[2:]] == ["START", "FINISH", "REMINDER", "START", "CHANGE"]
     assert ("hidden to fit" in text) == (columns < 200)  # the note names what did not fit
+
+
+def test_sandbox_request_log_shows_targets_as_data(sandbox_factory: Any) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    s = sandbox_factory("--verbose")
+    parts = urlsplit(s.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(b"GET /v3/\x1b[2Jevil\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while conn.recv(65536):
+            pass
+    s.process.terminate()
+    assert s.process.stderr is not None
+    err = s.process.stderr.read()
+    s.process.wait(timeout=10)
+    assert "GET /v3/\\x1b[2Jevil\\x07" in err and "\x1b" not in err, err

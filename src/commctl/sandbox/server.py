@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from ..text import shown
 from .app import Answer, Drop, SandboxApp
 
 MAX_HEAD = 65536
@@ -190,7 +191,8 @@ class Connection:
         keep_alive = request.keep_alive
         self.send(serialize(answer, keep_alive, head_only=request.method == "HEAD"), keep_alive)
         if self.server.verbose:
-            sys.stderr.write(f"{self.address[0]} {request.method} {request.target} {answer.status}\n")
+            line = f"{self.address[0]} {request.method} {request.target} {answer.status}"
+            sys.stderr.write(shown(line) + "\n")  # a client chooses the target: show it as data
 
     def send(self, data: bytes, keep_alive: bool) -> None:
         self.outbuf += data
