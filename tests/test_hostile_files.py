@@ -347,6 +347,13 @@ def test_one_big_template_aliased_200_times_is_refused_where_the_limit_is_crosse
     )
 
 
+def test_the_same_big_template_shared_through_defaults_is_fine(tmp_path: Path) -> None:
+    comms = "".join(f"      - {{communicationType: START, channelId: {c}}}\n" for c in range(1, 201))
+    text = f"targetGroupId: 1\ndefaults: {{messageTemplate: {'x' * 1_000_000}}}\ntargets:\n  - targetId: 1\n    communications:\n{comms}"
+    items = load([str(write(tmp_path / "c.yaml", text))])
+    assert len(items) == 200 and all(len(d.fields["messageTemplate"]) == 1_000_000 for d in items)
+
+
 def test_a_billion_laughs_is_refused(cli: Cli, tmp_path: Path) -> None:
     lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
