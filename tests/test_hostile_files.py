@@ -557,3 +557,12 @@ def test_random_documents(quick_cli: Cli, tmp_path: Path, data: object, as_json:
 
     text = json.dumps(data) if as_json else yaml.safe_dump(data, allow_unicode=True)
     assert_handled(quick_cli, write(tmp_path / ("f.json" if as_json else "f.yaml"), text))
+
+
+def test_a_huge_key_is_named_shortly(cli: Cli, tmp_path: Path) -> None:
+    doc = {"targetGroupId": 1, "k" * 100_000: 1, "targets": [{"targetId": 1, "communications": [
+        {"communicationType": "START", "channelId": 1}]}]}  # fmt: skip
+    path = write(tmp_path / "c.json", json.dumps(doc))
+    assert refused(cli, str(path)) == (
+        f"{path}:1:22: {'k' * 57}...: unknown field '{'k' * 57}...' (expected one of: targetGroupId, defaults, targets)"
+    )

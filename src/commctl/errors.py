@@ -90,10 +90,15 @@ class UnavailableError(ApiError):
     kind = "unavailable"
 
 
+def clipped(text: str, limit: int = 60) -> str:
+    """A name taken from the input (a key can be 100 KB long), short enough for one line of a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def dotted(path: Iterable[str | int]) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{clipped(str(part))}" if out else clipped(str(part)))
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ValidationError
 
 from .domain import COMM_TYPES
-from .errors import Problems, dotted
+from .errors import Problems, clipped, dotted
 from .models import EXCLUSIVE, CommunicationFields, CommunicationIn, Desired, DocumentIn, TargetIn
 from .parse import Marks, ParseError, documents, shown
 
@@ -99,7 +99,7 @@ def read_bytes(path: Path) -> bytes:
         raise ValueError(e.strerror or str(e)) from None
 
 
-def read_text(path: Path, shown: str = "") -> str:
+def read_text(path: Path) -> str:
     """Read a whole regular text file as UTF-8, refusing binary, oversized or special files."""
     return _decode(read_bytes(path))
 
@@ -209,7 +209,7 @@ def _describe(err: Any) -> str:
         known = list(_model_at(loc[:-1]).model_fields)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         tip = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(known)})"
-        return f"unknown field '{loc[-1]}'{tip}"
+        return f"unknown field '{clipped(str(loc[-1]))}'{tip}"
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error" and loc and loc[-1] == "communicationType":

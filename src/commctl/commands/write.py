@@ -51,7 +51,7 @@ def desired_from_flags(
             from ..loader import read_text
 
             try:
-                text = read_text(path, str(path))
+                text = read_text(path)
             except ValueError as e:
                 problems.add(str(path), f"{flag}-file: {e}")
         if text is not None:
