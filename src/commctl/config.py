@@ -363,27 +363,25 @@ def _number(value: Any) -> float | int:
     return value
 
 
-def check_timeout(value: Any) -> float:
+def _positive(value: Any, most: float) -> float:
+    """A finite number above 0 and at most `most` (a huge integer counts as out of range, not an error)."""
     number = _number(value)
     try:
-        seconds = float(number)
+        result = float(number)
     except OverflowError:
-        seconds = math.inf
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        result = math.inf
+    if not (math.isfinite(result) and 0 < result <= most):
         raise Invalid(f"out of range: {_shown(number)}")
-    return seconds
+    return result
+
+
+def check_timeout(value: Any) -> float:
+    return _positive(value, MAX_TIMEOUT)
 
 
 def check_rate(value: Any) -> float:
     """Requests per second (SPEC 9); unset means no limit but the server's own 429 answers."""
-    number = _number(value)
-    try:
-        rate = float(number)
-    except OverflowError:
-        rate = math.inf
-    if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
-        raise Invalid(f"out of range: {_shown(number)}")
-    return rate
+    return _positive(value, MAX_RATE)
 
 
 def check_retries(value: Any) -> int:
