@@ -566,3 +566,9 @@ def test_a_huge_key_is_named_shortly(cli: Cli, tmp_path: Path) -> None:
     assert refused(cli, str(path)) == (
         f"{path}:1:22: {'k' * 57}...: unknown field '{'k' * 57}...' (expected one of: targetGroupId, defaults, targets)"
     )
+
+
+def test_a_closed_stdin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(ValueError, match="there is no standard input"):
+        read_stdin()

@@ -105,6 +105,8 @@ def read_text(path: Path) -> str:
 
 
 def read_stdin(stdin: BinaryIO | None = None) -> str:
+    if stdin is None and sys.stdin is None:  # started with standard input closed
+        raise ValueError("there is no standard input")
     stream = stdin or sys.stdin.buffer
     if stream.isatty():
         raise ValueError("standard input is a terminal: pipe or redirect a file into it")
