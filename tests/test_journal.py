@@ -358,3 +358,30 @@ def test_a_second_ctrl_c_quits_at_once(serve_sandbox: ServeSandbox, tmp_path: Pa
     proc.send_signal(signal.SIGINT)  # ...the second does not wait for it
     proc.wait(timeout=1.5)
     assert proc.returncode == 130
+
+
+def test_only_intents_wait_for_the_disk_and_close_syncs_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC 8.1 needs what a write is about to do on disk before it is sent; outcomes ride along."""
+    from commctl.domain import Action
+    from commctl.journal import Journal, RunInfo
+    from commctl.models import Item
+
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.fstat(fd).st_size), real(fd))[1])
+    journal = Journal(RunInfo("20261127T160255Z-3f9c", "2026-11-27T16:02:55Z", "sandbox", "upsert"), tmp_path)
+    for target in (1, 2, 3):
+        item = Item(4100, target, "START", 2, action=Action.CREATE)
+        after = {"messageTemplate": f"m{target}"}
+        journal.intend([(item, after)])
+        size = journal.path.stat().st_size
+        assert synced[-1] == size  # the intent was on disk before the write would be sent
+        item.action, item.result = Action.CREATED, after
+        journal.outcome([item])
+    assert len(synced) == 3  # one sync per intent, none for the outcomes
+    journal.close()
+    assert len(synced) == 4 and synced[-1] == journal.path.stat().st_size  # close put the last outcome on disk
+    actions = [json.loads(line)["action"] for line in journal.path.read_text().splitlines()]
+    assert actions == ["create", "created"] * 3
