@@ -26,7 +26,8 @@ def live(cli: Cli, group: int, *targets: int) -> list[dict[str, Any]]:
         args += ["-t", str(t)]
     out = cli(*args)
     assert out.code == 0, out
-    return out.json()
+    rows: list[dict[str, Any]] = out.json()
+    return rows
 
 
 def posts(stderr: str) -> int:

@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commctl.client import BasicAuth, Client, OAuth, TokenAuth, basic_header
-from commctl.errors import ApiError, AuthError, ExitCode, UnavailableError
+from commctl.client import Auth, BasicAuth, Client, OAuth, TokenAuth, basic_header
+from commctl.errors import ApiError, AuthError, CommctlError, ExitCode, UnavailableError
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "api-examples"  # copied from shared/api-examples
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make(handler: Handler, auth: object = None, retries: int = 3, log: list[str] | None = None) -> Client:
+def make(handler: Handler, auth: Auth | None = None, retries: int = 3, log: list[str] | None = None) -> Client:
     return Client(
         "https://eu.api.example",
         auth or BasicAuth("till", "pw"),
@@ -164,7 +164,7 @@ def test_tolerates_strings_nulls_and_unknown_fields() -> None:
         (200, "<html>gateway</html>", ApiError, ExitCode.API_REJECTED, "unexpected reply from GET /v3/"),
     ],
 )
-def test_status_to_error(status: int, body: object, error: type, code: int, text: str) -> None:
+def test_status_to_error(status: int, body: object, error: type[CommctlError], code: int, text: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if isinstance(body, str):
             return httpx.Response(status, text=body)
@@ -411,7 +411,7 @@ class Clock:
 
 
 def test_oauth_renews_shortly_before_expiry_as_often_as_a_long_run_needs() -> None:
-    clock, issued, used = Clock(), [], []
+    clock, issued, used = Clock(), list[str](), list[str]()
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/generate"):

@@ -475,7 +475,7 @@ def test_secret_flags_do_not_exist(cli: Cli) -> None:
 
 # ---- whatever the environment or the config file holds: exit 0 or 4, one error line, never a traceback ----
 
-ENV_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+ENV_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

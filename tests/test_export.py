@@ -21,7 +21,7 @@ AWKWARD = [
     "yes", "on", "010", "0o10", "0x1F", "1e3", ".inf", "1:30", "+1", "2026-11-27", "---", "...", "😀",
 ]  # fmt: skip
 TEXT = st.lists(
-    st.one_of(st.sampled_from(AWKWARD), st.text(st.characters(blacklist_categories=("Cs",)), max_size=4)),
+    st.one_of(st.sampled_from(AWKWARD), st.text(st.characters(exclude_categories=["Cs"]), max_size=4)),
     max_size=10,
 ).map("".join)
 

@@ -370,7 +370,12 @@ def test_only_intents_wait_for_the_disk_and_close_syncs_the_rest(
 
     synced: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.fstat(fd).st_size), real(fd))[1])
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     journal = Journal(RunInfo("20261127T160255Z-3f9c", "2026-11-27T16:02:55Z", "sandbox", "upsert"), tmp_path)
     for target in (1, 2, 3):
         item = Item(4100, target, "START", 2, action=Action.CREATE)

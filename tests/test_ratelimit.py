@@ -107,9 +107,10 @@ def test_the_rate_recovers_gradually_and_never_above_the_flag() -> None:
     lim.release(lim.acquire(), 429, retry_after=1.0)
     cut = lim.rate
     assert cut is not None and cut < 50
-    rates = []
+    rates: list[float] = []
     for _ in range(3000):  # 60 s of answers at 50 per second
         lim.release(lim.acquire(), 200)
+        assert lim.rate is not None
         rates.append(lim.rate)
     assert rates == sorted(rates)  # only up while the server says nothing
     assert rates[-1] == 50  # back to the flag, never past it

@@ -54,10 +54,10 @@ def forms(secret: str) -> list[str]:
 def sweep(cli: Cli, tmp_path: Path, host: str, env: dict[str, str], secrets: Callable[[], list[str]]) -> None:
     runs: list[tuple[tuple[str, ...], Outcome, str]] = []
     for n, (args, reports) in enumerate(COMMANDS):
-        report = tmp_path / f"report-{n}.json"
-        extra = ("--report", str(report)) if reports else ()
+        report_file = tmp_path / f"report-{n}.json"
+        extra = ("--report", str(report_file)) if reports else ()
         out = cli(*args, "--host", host, "--verbose", "--debug", "-o", "json", *extra, env=env)
-        runs.append((args, out, report.read_text() if report.exists() else ""))
+        runs.append((args, out, report_file.read_text() if report_file.exists() else ""))
     assert any("> GET" in out.stderr for _, out, _ in runs), "the sweep must see real traffic"
     journal = "\n".join(p.read_text(errors="replace") for p in sorted(journal_dir().rglob("*")) if p.is_file())
     for args, out, report in runs:
