@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -434,6 +435,11 @@ def rate(report: Report, work: Path, n: int, limit: int, workers: int) -> None:
         sandbox = start_sandbox(
             work / f"rate-{len(extra)}.db", "--seed", str(seed), "--rate-limit", f"{limit}/s", "--verbose"
         )
+        assert sandbox.process is not None and sandbox.process.stderr is not None
+        stream, lines = sandbox.process.stderr, list[str]()
+        # Read its request log as it comes: a full pipe would stall the server.
+        reader = threading.Thread(target=lines.extend, args=(iter(stream.readline, ""),), daemon=True)
+        reader.start()
         try:
             args = [*COMMCTL, "upsert", "-f", str(comms), "--host", sandbox.url, "-q", "-o", "json", "--retries", "8"]
             start = time.perf_counter()
@@ -442,10 +448,11 @@ def rate(report: Report, work: Path, n: int, limit: int, workers: int) -> None:
             )
             took = time.perf_counter() - start
         finally:
-            assert sandbox.process is not None
             sandbox.process.terminate()
-            _, log = sandbox.process.communicate(timeout=10)
-        statuses = re.findall(r" /v3/\S* (\d{3})\b", log)
+            sandbox.process.wait(timeout=10)
+            reader.join(timeout=10)
+            stop_sandbox(sandbox)
+        statuses = re.findall(r" /v3/\S* (\d{3})\b", "".join(lines))
         refused = statuses.count("429")
         share = refused / max(len(statuses), 1)
         if done.returncode != 0:

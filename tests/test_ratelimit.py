@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -189,9 +190,12 @@ def test_a_bulk_run_against_a_per_second_limit_gets_few_429s_and_completes(tmp_p
             for t in range(1, TARGETS + 1)
         )
     )
-    server = start_sandbox(
-        tmp_path / "limited.db", "--seed", str(seed), "--rate-limit", f"{LIMIT}/s", "--verbose"
-    )
+    server = start_sandbox(tmp_path / "limited.db", "--seed", str(seed), "--rate-limit", f"{LIMIT}/s", "--verbose")
+    assert server.process is not None and server.process.stderr is not None
+    stream, lines = server.process.stderr, list[str]()
+    # Read its request log as it comes: a full pipe would stall the server.
+    reader = threading.Thread(target=lines.extend, args=(iter(stream.readline, ""),), daemon=True)
+    reader.start()
     try:
         run = subprocess.run(
             [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), *server.args, "-o", "json", "--retries", "8"],
@@ -201,9 +205,11 @@ def test_a_bulk_run_against_a_per_second_limit_gets_few_429s_and_completes(tmp_p
             timeout=300,
         )
     finally:
-        assert server.process is not None
         server.process.terminate()
-        _, log = server.process.communicate(timeout=10)  # the rest of its request log
+        server.process.wait(timeout=10)
+        reader.join(timeout=10)
+        server.stop()
+    log = "".join(lines)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["summary"] == {"created": TARGETS, "updated": 0, "unchanged": 0, "failed": 0}
     statuses = re.findall(r" /v3/\S* (\d{3})\b", log)
