@@ -190,3 +190,39 @@ def test_live_commands_load_only_what_they_use(sandbox: Sandbox, tmp_path: Path)
         assert code in (0, 7), args
         assert set(HTTP) <= modules, args  # the probe really talked to the server
         assert modules & forbidden == set(), args
+
+
+def test_the_channel_list_is_read_together_with_the_targets() -> None:
+    """One round trip less before planning: the channel list does not wait for the reads, nor they for it.
+
+    The mock server answers the channel list only once a target's read has arrived; read in series,
+    the list would come back empty (after the guard's wait) and the channel name would be unknown.
+    """
+    import io
+    import threading
+
+    import httpx
+
+    from commctl.client import BasicAuth, Client
+    from commctl.commands import write
+    from commctl.models import Desired
+    from commctl.options import OutputOptions
+    from commctl.runtime import Run
+
+    read_arrived = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/channels"):
+            together = read_arrived.wait(timeout=10)
+            return httpx.Response(200, json={"data": [{"id": 2, "name": "EMAIL"}] if together else [], "errors": None})
+        read_arrived.set()
+        return httpx.Response(200, json={"data": [], "errors": None})
+
+    run = Run(OutputOptions(output="json"))
+    run.out_stream, run.err_stream = io.StringIO(), io.StringIO()
+    run._client = Client("https://api.test", BasicAuth("u", "p"), transport=httpx.MockTransport(handler))
+    wanted = Desired(4100, 5200, "START", "EMAIL", {"messageTemplate": "hi"}, where="flags", channel_name="EMAIL")
+    code = write.apply_desired(run, [wanted], "commctl diff", diff=True)
+    assert code == 7, run.err_stream.getvalue()
+    [result] = json.loads(run.out_stream.getvalue())["results"]
+    assert (result["channelId"], result["action"]) == (2, "would-create")

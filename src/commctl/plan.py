@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .domain import DEFAULT_CONCURRENCY, Action
 from .errors import ApiError, CommctlError, ExitCode, Problems, UnavailableError
-from .models import CREATE_DEFAULTS, VALUE_FIELDS, Communication, Desired, Item
+from .models import CREATE_DEFAULTS, VALUE_FIELDS, Channel, Communication, Desired, Item
 
 if TYPE_CHECKING:  # the client (httpx) is imported by whoever makes one, not by planning
     from .client import Client
@@ -74,7 +74,11 @@ def run_all(
     return results
 
 
-def resolve_channels(items: list[Desired], client: Client) -> dict[int, str]:
+class ChannelList(Protocol):
+    def channels(self) -> list[Channel]: ...
+
+
+def resolve_channels(items: list[Desired], client: ChannelList) -> dict[int, str]:
     """Turn channel names into ids and return id -> name (one GET of the channel list).
 
     Without names to resolve, an unreachable channel list only costs the names in the output.
