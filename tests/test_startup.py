@@ -226,3 +226,36 @@ def test_the_channel_list_is_read_together_with_the_targets() -> None:
     assert code == 7, run.err_stream.getvalue()
     [result] = json.loads(run.out_stream.getvalue())["results"]
     assert (result["channelId"], result["action"]) == (2, "would-create")
+
+
+def test_show_reads_the_channel_names_together_with_the_targets() -> None:
+    """`show` as a table names channels: the list travels with the reads, not after them.
+
+    The mock answers a target's read only once the channel list has been asked for; read in series
+    (targets first), the read would come back empty after the guard's wait.
+    """
+    import io
+    import threading
+
+    import httpx
+
+    from commctl.client import BasicAuth, Client
+    from commctl.commands import read
+    from commctl.options import OutputOptions
+    from commctl.runtime import Run
+
+    list_asked = threading.Event()
+    comm = {"id": 1, "communicationType": "START", "channelId": 2, "messageTemplate": "hi"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/channels"):
+            list_asked.set()
+            return httpx.Response(200, json={"data": [{"id": 2, "name": "EMAIL"}], "errors": None})
+        together = list_asked.wait(timeout=10)
+        return httpx.Response(200, json={"data": [comm] if together else [], "errors": None})
+
+    run = Run(OutputOptions(output="table"))
+    run.out_stream, run.err_stream = io.StringIO(), io.StringIO()
+    run._client = Client("https://api.test", BasicAuth("u", "p"), transport=httpx.MockTransport(handler))
+    assert read.show_live(run, 4100, [5200]) == 0
+    assert "2 EMAIL" in run.out_stream.getvalue(), run.out_stream.getvalue()

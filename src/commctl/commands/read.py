@@ -26,9 +26,9 @@ def show_files(run: Run, files: list[str]) -> int:
     return 0
 
 
-def _channel_names(client: Any) -> dict[int, str]:
+def _channel_names(channels: Any) -> dict[int, str]:
     try:
-        return {c.id: c.name for c in client.channels()}
+        return {c.id: c.name for c in channels.channels()}
     except ApiError:
         return {}
 
@@ -51,8 +51,12 @@ def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]
 
 
 def show_live(run: Run, group: int, targets: list[int]) -> int:
+    from .write import Prefetch
+
+    # A table names the channels: read the list while the targets are read, not after (SPEC 9).
+    channels = Prefetch(run.client().channels) if run.output == "table" else None
     comms = _live_comms(run, group, targets)
-    names = _channel_names(run.client()) if run.output == "table" else {}
+    names = _channel_names(channels) if channels else {}
     data = [c.api_dict() for c in comms]
     run.emit(data, lambda: render.comms_table(data, names))
     if run.output == "table" and not comms:

@@ -92,7 +92,7 @@ def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = F
         # The channel list and the targets' live state do not depend on each other: read them at the
         # same time, one round trip less before anything is planned (SPEC 9). Errors are told as
         # before: the channel list's first.
-        channels = _Prefetch(client.channels)
+        channels = Prefetch(client.channels)
         try:
             live = fetch(run, [(d.group, d.target) for d in desired], stop)
         except BaseException:
@@ -107,7 +107,7 @@ def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = F
         return send(run, items, names, command, stop, dry_run=diff or run.write.dry_run, diff=diff)
 
 
-class _Prefetch:
+class Prefetch:
     """`channels()` answered by a call started in a thread at construction (what resolve_channels reads)."""
 
     def __init__(self, call: Callable[[], list[Channel]]) -> None:
