@@ -222,6 +222,11 @@ def test_apply_refuses_a_plan_for_another_host_or_a_broken_plan(cli: Cli, sandbo
     assert "was made for" in other.stderr
     broken = write(tmp_path / "broken.json", plan.read_text().replace('"version": 1', '"version": 9'))
     assert cli("apply", str(broken)).code == 3
+    doc = json.loads(plan.read_text())
+    del doc["items"][0]["after"]["messageTemplate"]  # a hand-edited plan that could not be sent as is
+    tampered = cli("apply", str(write(tmp_path / "tampered.json", json.dumps(doc))))
+    assert tampered.code == 3, tampered
+    assert "items.0.after" in tampered.stderr and "Traceback" not in tampered.stderr
     assert cli("upsert", "-f", SUMMER, "--plan-out", str(plan)).code == 2  # --plan-out needs --dry-run
     assert cli("apply", str(plan)).code == 0
     assert len(live(cli)) == 5

@@ -249,7 +249,7 @@ def _from_journal(path: Path) -> tuple[str | None, str | None, list[Undo]]:
             before = entry.get("before")
             after = values(_check_values(where, entry.get("after"))) or {}
             first = by_key.get(key)
-            by_key[key] = Undo(key, first.before if first else (None if before is None else before), after)
+            by_key[key] = Undo(key, first.before if first else before, after)
         elif entry.get("action") == "failed":
             failed.add(key)  # the API refused it: nothing to undo
     if run_id is None:

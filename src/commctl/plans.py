@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .domain import Action, CommType
 from .errors import InputError, UsageError
 from .journal import now_iso, values
-from .models import Item
+from .models import VALUE_FIELDS, Item
 
 KIND = "commctl-plan"
 
@@ -25,6 +25,13 @@ class PlannedChange(BaseModel):
     action: Literal["create", "update"]
     before: dict[str, Any] | None  # the value fields the plan expects live; None: absent
     after: dict[str, Any]  # the value fields to send
+
+    @field_validator("before", "after")
+    @classmethod
+    def _every_value_field(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and sorted(value) != sorted(VALUE_FIELDS):
+            raise ValueError(f"expected exactly the fields {', '.join(VALUE_FIELDS)}")
+        return value
 
 
 class Plan(BaseModel):
