@@ -155,6 +155,7 @@ def test_json_safe_keeps_exact_values() -> None:
     assert not re.search("[\x7f-\x9f\u202e\ud800-\udfff]", out)
     assert "é" in out
     assert json.loads(out) == data
+    assert json_safe('{"m": "del \x7f"}') == '{"m": "del \\u007f"}'  # DEL is ASCII: no shortcut for ASCII text
 
 
 def test_markdown_code_spans_are_inert() -> None:

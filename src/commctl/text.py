@@ -94,7 +94,7 @@ def tsv(rows: list[list[str]]) -> str:
 
 def json_safe(encoded: str) -> str:
     """JSON text with the characters JSON may leave raw turned into `\\uXXXX` (the value is unchanged)."""
-    if encoded.isascii() or not _JSON_RE.search(encoded):
+    if (encoded.isascii() and "\x7f" not in encoded) or not _JSON_RE.search(encoded):  # DEL is ASCII
         return encoded
     return _JSON_RE.sub(lambda m: f"\\u{ord(m[0]):04x}", encoded)
 
