@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from .domain import Action, CommType
 from .errors import InputError, UsageError
 from .journal import now_iso, values
+from .jsonout import Rows
 from .models import VALUE_FIELDS, Item
 
 KIND = "commctl-plan"
@@ -50,20 +51,21 @@ class Plan(BaseModel):
 
 def plan_doc(items: list[Item], host: str, command: str) -> dict[str, Any]:
     """Only what would change: each item's key, the live value it expects, and the value it sends."""
-    changes = [
-        {
-            "targetGroupId": i.group,
-            "targetId": i.target,
-            "communicationType": i.type,
-            "channelId": i.channel,
-            "action": "create" if i.live is None else "update",
-            "before": values(i.live.api_dict()) if i.live else None,
-            "after": values(i.desired),
-        }
-        for i in items
-        if i.action in (Action.WOULD_CREATE, Action.WOULD_UPDATE)
-    ]
-    return {"kind": KIND, "version": 1, "host": host, "createdAt": now_iso(), "command": command, "items": changes}
+    pending = [i for i in items if i.action in (Action.WOULD_CREATE, Action.WOULD_UPDATE)]
+    rows = Rows(pending, _change)  # made one at a time as the plan file is written
+    return {"kind": KIND, "version": 1, "host": host, "createdAt": now_iso(), "command": command, "items": rows}
+
+
+def _change(i: Item) -> dict[str, Any]:
+    return {
+        "targetGroupId": i.group,
+        "targetId": i.target,
+        "communicationType": i.type,
+        "channelId": i.channel,
+        "action": "create" if i.live is None else "update",
+        "before": values(i.live.api_dict()) if i.live else None,
+        "after": values(i.desired),
+    }
 
 
 def load_plan(path: str) -> Plan:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .domain import BASE_ACTIONS, Action
+from .jsonout import Rows
 from .models import VALUE_FIELDS, Desired, Item
 from .text import markdown_code, shown
 from .text import tsv as tsv_text
@@ -206,7 +207,7 @@ def summary(items: Iterable[Item]) -> dict[str, int]:
 
 def results_doc(items: list[Item], run: dict[str, Any] | None = None) -> dict[str, Any]:
     doc = {"run": run} if run else {}
-    return {**doc, "results": [result_row(i) for i in items], "summary": summary(items)}
+    return {**doc, "results": Rows(items, result_row), "summary": summary(items)}
 
 
 def summary_line(items: list[Item]) -> str:

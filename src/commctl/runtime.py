@@ -6,7 +6,6 @@ This is the one place that turns errors into messages and exit codes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -20,8 +19,9 @@ from typing import IO, Any, NoReturn
 
 from .domain import DEFAULT_CONCURRENCY
 from .errors import AuthError, CommctlError, ExitCode, UsageError
+from .jsonout import Rows, write_json
 from .options import ConnectionOptions, OutputOptions, WriteOptions
-from .text import github_data, github_property, json_safe, needs_escape, shown
+from .text import github_data, github_property, needs_escape, shown
 
 
 class Run:
@@ -149,7 +149,7 @@ class Run:
         if fmt == "json" or (table is None and fmt == "table"):
             # Indented for people at a terminal, compact (and several times faster) for pipes, like gh.
             indent = 2 if self.out_stream.isatty() else None
-            self.out_stream.write(to_json(data, indent) + "\n")
+            write_json(self.out_stream, data, indent)
         elif fmt == "yaml":
             self.out_stream.write(to_yaml(data))
         elif fmt == "markdown":
@@ -175,7 +175,7 @@ class Run:
         """Write --report atomically (a temporary file, then rename); a later error of the run adds to it."""
         self._report_doc = doc
         if self.report_path:
-            write_atomic(Path(self.report_path), to_json(doc, 2) + "\n")
+            write_atomic(Path(self.report_path), lambda f: write_json(f, doc, 2))
 
     def check_writable(self, path: str | None, flag: str) -> None:
         """Fail before anything is sent when a file could not be written afterwards (exit 2)."""
@@ -280,7 +280,7 @@ class Run:
             # What the run did before the error stays in the report: the error is added, nothing replaced.
             doc = {**(self._report_doc or {"results": [], "summary": {}}), **body}
             if self._safe_output() == "json":
-                self.out_stream.write(to_json(doc if self._report_doc else body) + "\n")
+                write_json(self.out_stream, doc if self._report_doc else body)
         except BrokenPipeError:
             closed_pipe()
         try:
@@ -296,22 +296,19 @@ class Run:
             return (self.out.output or "table").lower()
 
 
-def to_json(data: Any, indent: int | None = None) -> str:
-    """JSON any UTF-8 stream carries and any terminal shows safely: lone surrogates, DEL, C1 and bidi
-    controls stay `\\uXXXX` escapes (legal JSON, the exact same values)."""
-    return json_safe(json.dumps(data, ensure_ascii=False, indent=indent))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` all at once: readers see the old file or the new one, never half."""
+def write_atomic(path: Path, write: Callable[[IO[str]], object]) -> None:
+    """Replace `path` with what `write` writes into it, all at once: readers see the old file or the new, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            write(f)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
 
 
 def width(stream: IO[str]) -> int:
@@ -365,6 +362,7 @@ def to_yaml(data: Any) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if needs_escape(value) else None)
 
     Dumper.add_representer(str, text)
+    Dumper.add_representer(Rows, lambda dumper, rows: dumper.represent_list(list(rows)))
     return yaml.dump(
         data, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000
     )

@@ -12,9 +12,10 @@ from .. import plan as planner
 from .. import render
 from ..domain import Action
 from ..errors import ApiError, ExitCode, InputError, Problems, UsageError
+from ..jsonout import write_json
 from ..models import Channel, Desired, Item
 from ..plans import plan_doc
-from ..runtime import Run, to_json, write_atomic
+from ..runtime import Run, write_atomic
 from ..templates import check
 
 
@@ -186,7 +187,7 @@ def finish(
     try:
         run.write_report(doc)
         if run.write.plan_out and fatal is None:
-            write_atomic(Path(run.write.plan_out), to_json(plan_doc(items, run.host, command), 2) + "\n")
+            write_atomic(Path(run.write.plan_out), lambda f: write_json(f, plan_doc(items, run.host, command), 2))
     except UsageError:
         if fatal is None:
             raise
