@@ -456,6 +456,14 @@ class Client:
         # and the proxies' pools, get the deadline-aware network backend.
         for pool in (self.http._transport, *self.http._mounts.values()):
             _bound_transport(pool, self._deadline)
+        # Every request goes to base_url, so the transport (a proxy's, when the environment names one) is
+        # chosen once, and each request is built from a ready prefix and headers and handed to it straight.
+        # httpx.Client.send would add nothing used here (no auth flow, redirects or cookies) and
+        # build_request parses each URL twice: together about a quarter of a request's CPU (SPEC 9).
+        self._transport = self.http._transport_for_url(self.http.base_url)
+        self._prefix = str(self.http.base_url).rstrip("/")
+        self._headers = dict(self.http.headers)
+        self._extensions = {"timeout": self.http.timeout.as_dict()}
 
     def close(self) -> None:
         self.http.close()
@@ -585,13 +593,15 @@ class Client:
 
     def _send(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
         """One attempt, bounded by the deadline from connect to the last byte of the decoded body."""
-        request = self.http.build_request(method, path, content=content, headers=headers)
+        request = httpx.Request(
+            method, self._prefix + path, headers={**self._headers, **headers}, content=content, extensions=self._extensions
+        )
         if self.log:
             self._log_request(request, body)
         deadline = time.monotonic() + self.timeout
         self._deadline.at = deadline
         try:
-            response = self.http.send(request, stream=True)
+            response = self._transport.handle_request(request)
             try:
                 limit = self.max_reply if response.is_success else MAX_ERROR_REPLY
                 try:
