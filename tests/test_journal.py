@@ -315,7 +315,16 @@ def test_a_signal_mid_batch_stops_new_writes_and_reports_everything(
     assert doc["summary"]["skipped"] == len(SLOW_TARGETS) - after
     journal = [json.loads(line) for p in journal_files(tmp_path) for line in p.read_text().splitlines()]
     assert sum(e["action"] == "created" for e in journal) == after
+    assert _latest_actions(journal) == _report_actions(doc)  # journaled ahead, then skipped: complete all the same
     assert "interrupted" in stderr
+
+
+def _latest_actions(journal: list[dict[str, Any]]) -> dict[tuple[int, str], str]:
+    return {(e["targetId"], e["communicationType"]): e["action"] for e in journal}
+
+
+def _report_actions(doc: dict[str, Any]) -> dict[tuple[int, str], str]:
+    return {(r["targetId"], r["communicationType"]): r["action"] for r in doc["results"]}
 
 
 def test_a_401_from_the_kth_write_on_reports_what_was_applied_and_skips_the_rest(
@@ -336,6 +345,15 @@ def test_a_401_from_the_kth_write_on_reports_what_was_applied_and_skips_the_rest
     assert doc["summary"] == {"created": 4, "updated": 0, "unchanged": 0, "failed": 1, "skipped": 5}
     with sqlite3.connect(s.db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM communications").fetchone()[0] == 4
+    [path] = journal_files(tmp_path)
+    journal = [json.loads(line) for line in path.read_text().splitlines()]
+    assert _latest_actions(journal) == _report_actions(doc)
+    # what was journaled and never sent is neither history nor something to restore
+    shown = cli("history", "--run", doc["run"]["id"], "-o", "json", env=ENV).json()
+    assert sorted(e["action"] for e in shown) == ["created"] * 4 + ["failed"]
+    from commctl.journal import undo_records
+
+    assert [u.key[1] for u in undo_records(path)[2]] == list(range(9001, 9005))
 
 
 def test_an_unwritable_journal_is_exit_2_before_anything_is_sent(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
@@ -395,3 +413,60 @@ def test_only_intents_wait_for_the_disk_and_close_syncs_the_rest(
     assert len(synced) == 4 and synced[-1] == journal.path.stat().st_size  # close put the last outcome on disk
     actions = [json.loads(line)["action"] for line in journal.path.read_text().splitlines()]
     assert actions == ["create", "created"] * 3
+
+
+def test_intents_are_on_disk_before_each_write_and_share_syncs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One sync covers a window of targets (SPEC 9), and still no write leaves before its intent (SPEC 8.1)."""
+    import threading
+    from collections.abc import Iterable, Mapping
+
+    from commctl import plan
+    from commctl.domain import Action
+    from commctl.models import CREATE_DEFAULTS, Item
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.on_disk: set[int] = set()
+            self.syncs = 0
+            self.skipped: list[int] = []
+            self.lock = threading.Lock()
+
+        def intend(self, items: Iterable[tuple[Item, Mapping[str, Any]]]) -> None:
+            with self.lock:
+                self.on_disk |= {i.target for i, _ in items}
+                self.syncs += 1
+
+        def outcome(self, items: Iterable[Item]) -> None:
+            with self.lock:
+                self.skipped += [i.target for i in items if i.action is Action.SKIPPED]
+
+    sent: list[int] = []
+    stop = threading.Event()
+
+    class Client:
+        def upsert(self, group: int, target: int, body: list[dict[str, Any]]) -> list[Any]:
+            assert target in recorder.on_disk, f"target {target} was sent before its intent was on disk"
+            sent.append(target)
+            if len(sent) == 150:
+                stop.set()  # a signal: nothing new starts
+            return []
+
+    def items(n: int) -> list[Item]:
+        return [
+            Item(4100, t, "START", 2, action=Action.CREATE, desired={"messageTemplate": f"m{t}", **CREATE_DEFAULTS})
+            for t in range(1, n + 1)
+        ]
+
+    recorder = Recorder()
+    done = plan.apply(Client(), items(200), concurrency=8, journal=recorder)  # type: ignore[arg-type]
+    assert sorted(sent) == list(range(1, 201))
+    assert recorder.syncs == 4  # ceil(200 / 64), not one per target
+    assert recorder.skipped == [] and {i.action for i in done} == {Action.CREATED}
+
+    recorder, sent = Recorder(), []
+    done = plan.apply(Client(), items(300), concurrency=4, journal=recorder, stop=stop)  # type: ignore[arg-type]
+    skipped = sorted(i.target for i in done if i.action is Action.SKIPPED)
+    assert len(sent) + len(skipped) == 300 and len(sent) <= 150 + 4
+    # every target journaled and never sent has its `skipped` line; none past the last window was journaled
+    assert sorted(recorder.skipped) == [t for t in skipped if t in recorder.on_disk]
+    assert len(recorder.on_disk) < 300

@@ -240,7 +240,7 @@ def _from_report(path: Path, doc: dict[str, Any]) -> tuple[str | None, str | Non
 def _from_journal(path: Path) -> tuple[str | None, str | None, list[Undo]]:
     run_id = host = None
     by_key: dict[Key, Undo] = {}
-    failed: set[Key] = set()
+    unwritten: set[Key] = set()
     for n, entry in enumerate(read_lines(path)):
         where = f"{path}:{n + 1}"
         run_id, host = entry.get("run", run_id), entry.get("host", host)
@@ -250,8 +250,8 @@ def _from_journal(path: Path) -> tuple[str | None, str | None, list[Undo]]:
             after = values(_check_values(where, entry.get("after"))) or {}
             first = by_key.get(key)
             by_key[key] = Undo(key, first.before if first else before, after)
-        elif entry.get("action") == "failed":
-            failed.add(key)  # the API refused it: nothing to undo
+        elif entry.get("action") in ("failed", "skipped"):
+            unwritten.add(key)  # refused by the API, or never sent: nothing to undo
     if run_id is None:
         raise InputError([f"{path}: neither a commctl journal nor a --report file"])
-    return run_id, host, [u for k, u in by_key.items() if k not in failed]
+    return run_id, host, [u for k, u in by_key.items() if k not in unwritten]

@@ -288,6 +288,37 @@ class Recorder(Protocol):
     def outcome(self, items: Iterable[Item]) -> None: ...
 
 
+INTENT_WINDOW = 64  # targets whose intents share one disk sync
+
+
+class _IntentsAhead:
+    """Journals the intents of the next `window` targets at once, so one disk sync covers many writes.
+
+    Every target's intent is on disk before its write is sent (SPEC 8.1), but a bulk run no longer
+    waits for a sync per round of writes (the bulk benchmark's largest cost on a real disk). Targets
+    journaled and then never sent (a signal, a fatal error) get a `skipped` outcome line; after a crash
+    at most one window of intents has no outcome, as an intent in flight never has.
+    """
+
+    def __init__(self, journal: Recorder, batches: list[list[Item]], window: int = INTENT_WINDOW) -> None:
+        self.journal, self.batches, self.window = journal, batches, window
+        self.written = 0  # batches[:written] have their intents on disk; raised only after the sync
+        self._lock = threading.Lock()
+
+    def before_send(self, index: int) -> None:
+        if index < self.written:
+            return
+        with self._lock:  # a worker that needs a later window waits for this one's sync, then writes its own
+            while index >= self.written:
+                end = min(len(self.batches), self.written + self.window)
+                self.journal.intend((i, wire(i)) for batch in self.batches[self.written : end] for i in batch)
+                self.written = end
+
+    def never_sent(self, unsent: Iterable[tuple[int, list[Item]]]) -> None:
+        """The `skipped` outcome of each item whose intent is on disk but whose write was never sent."""
+        self.journal.outcome(i for n, items in unsent if n < self.written for i in items)
+
+
 def apply(
     client: Client,
     items: list[Item],
@@ -318,9 +349,13 @@ def apply(
             continue
         by_target.setdefault((item.group, item.target), []).append(item)
 
-    def send(batch: list[Item]) -> None:
-        if journal:
-            journal.intend((i, wire(i)) for i in batch)
+    batches = list(by_target.values())
+    ahead = _IntentsAhead(journal, batches) if journal else None
+
+    def send(numbered: tuple[int, list[Item]]) -> None:
+        index, batch = numbered
+        if ahead:
+            ahead.before_send(index)
         try:
             returned = client.upsert(batch[0].group, batch[0].target, [wire(i) for i in batch])
         except UnavailableError as e:
@@ -347,13 +382,15 @@ def apply(
                 journal.outcome(batch)
 
     try:
-        with (progress or no_progress)("sending", len(by_target)) as tick:
-            run_all(send, by_target.values(), concurrency, tick, stop)
+        with (progress or no_progress)("sending", len(batches)) as tick:
+            run_all(send, enumerate(batches), concurrency, tick, stop)
     finally:
-        for batch in by_target.values():
-            for i in batch:
-                if i.action.planned:  # never sent
-                    i.action = Action.SKIPPED
+        unsent = [(n, [i for i in batch if i.action.planned]) for n, batch in enumerate(batches)]
+        for _, never in unsent:
+            for i in never:
+                i.action = Action.SKIPPED
+        if ahead:
+            ahead.never_sent(unsent)
     return items
 
 

@@ -23,7 +23,8 @@ def history(
         e
         for path in files
         for e in journal.latest_per_key(journal.read_lines(path))
-        if (not groups or e.get("targetGroupId") in groups)
+        if e.get("action") != "skipped"  # journaled, then never sent (the run was stopped): nothing written
+        and (not groups or e.get("targetGroupId") in groups)
         and (not targets or e.get("targetId") in targets)
         and (not types or e.get("communicationType") in types)
     ]
