@@ -272,12 +272,9 @@ def test_piped_show_files_golden(cli: Cli) -> None:
 def diff_items() -> list[Item]:
     before = "Hello {{first_name}},\nOnly 2 days left to visit!\nSee you\n"
     after = "Hello {{first_name}},\n3 days left to reach your target!\nSee you\n"
-    live = comm(messageTemplate=before)
-    update = Item(4100, 5200, "REMINDER", 1, Action.WOULD_UPDATE, live=live)
-    update.changes = {
-        "messageTemplate": {"from": before, "to": after},
-        "offsetDays": {"from": 2, "to": 3},
-    }
+    live = comm(messageTemplate=before, offsetDays=2)
+    desired = {**live.values(), "messageTemplate": after, "offsetDays": 3}
+    update = Item(4100, 5200, "REMINDER", 1, Action.WOULD_UPDATE, live=live, desired=desired)
     create = Item(4100, 5201, "START", 2, Action.WOULD_CREATE, desired={"messageTemplate": "Hi", "offsetDays": 0})
     return [update, create]
 
@@ -300,8 +297,7 @@ def test_write_results_golden(monkeypatch: pytest.MonkeyPatch, utc: None) -> Non
 
     unchanged = Item(4100, 5200, "START", 2, Action.UNCHANGED, live=LIVE[0], desired=LIVE[0].api_dict())
     updated = Item(4100, 5200, "REMINDER", 1, Action.UPDATED, live=LIVE[2])
-    updated.changes = {"offsetDays": {"from": 3, "to": 2}}
-    updated.desired = {**LIVE[2].api_dict(), "offsetDays": 2}
+    updated.desired = {**LIVE[2].api_dict(), "offsetDays": 2}  # offsetDays: 3 -> 2
     failed = Item(4100, 9999, "FINISH", 2, Action.FAILED, desired={"messageTemplate": "Bye"})
     failed.failure = ApiError("HTTP 404 Not Found: target 9999 not found in target group 4100", 404, 310902)
     grid = render.results_table([unchanged, updated, failed], NAMES)
@@ -315,8 +311,9 @@ def test_write_results_golden(monkeypatch: pytest.MonkeyPatch, utc: None) -> Non
 
 
 def test_markdown_neutralises_pipes_backticks_and_escapes() -> None:
-    item = Item(4100, 5200, "START", 2, Action.WOULD_UPDATE, live=comm())
-    item.changes = {"subjectTemplate": {"from": "a | b `c`", "to": "\x1b[2J @team <b>"}}
+    live = comm(communicationType="START", channelId=2, subjectTemplate="a | b `c`")
+    desired = {**live.values(), "subjectTemplate": "\x1b[2J @team <b>"}
+    item = Item(4100, 5200, "START", 2, Action.WOULD_UPDATE, live=live, desired=desired)
     md = render.markdown([item], "commctl diff")
     row = md.splitlines()[-1]
     assert row == "| would-update | 4100 | 5200 | START | 2 | `subjectTemplate`: `` a \\| b `c` `` → `\\x1b[2J @team <b>` |"

@@ -24,6 +24,7 @@ OffsetDays = Annotated[
 
 # The fields of a communication that the user sets and the API stores, in wire order.
 VALUE_FIELDS = ("sender", "subjectTemplate", "messageTemplate", "offsetDays", "active")
+WIRE_ORDER = ("active", "channelId", "communicationType", "messageTemplate", "offsetDays", "sender", "subjectTemplate")
 CREATE_DEFAULTS: dict[str, Any] = {"active": True, "offsetDays": 0, "sender": "", "subjectTemplate": ""}
 # Pairs of keys of which at most one may be given in one mapping.
 EXCLUSIVE = (
@@ -165,9 +166,13 @@ class Desired:
         return f"group {self.group} target {self.target} {self.type}/{self.channel_name or self.channel}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """The plan and then the outcome for one communication."""
+    """The plan and then the outcome for one communication.
+
+    A run may hold 50,000: what can be worked out from the fields (changes, the body to send) is
+    worked out when asked, not kept.
+    """
 
     group: int
     target: int
@@ -175,14 +180,35 @@ class Item:
     channel: int | None
     action: Action  # planned (create, update, unchanged), then the outcome
     live: Communication | None = None
-    desired: dict[str, Any] | None = None  # full merged object to send
-    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    result: dict[str, Any] | None = None
+    desired: dict[str, Any] | None = None  # the full merged value fields to send
+    result: dict[str, Any] | None = None  # what the API holds after the write (see `communication`)
     failure: BaseException | None = None
 
     @property
     def key(self) -> tuple[str | None, int | None]:
         return (self.type, self.channel)
+
+    @property
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """`{field: {"from": live value, "to": desired value}}` for each value field the plan changes."""
+        after = self.desired
+        if after is None:
+            return {}
+        before = self.live.values() if self.live else {}
+        return {
+            f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if f in after and before.get(f) != after[f]
+        }
+
+    def wire(self) -> dict[str, Any]:
+        """The body to send: the desired fields and the key, in the API's field order."""
+        assert self.desired is not None
+        full = {**self.desired, "communicationType": self.type, "channelId": self.channel}
+        return {k: full[k] for k in WIRE_ORDER}
+
+    @property
+    def communication(self) -> dict[str, Any] | None:
+        """The communication as the results show it: what the API holds, or what a dry run would send."""
+        return self.wire() if self.action.pending else self.result
 
     @property
     def error(self) -> dict[str, Any] | None:

@@ -20,7 +20,6 @@ Key = tuple[int, int]
 ANSWER_LOST = frozenset({None, 502, 504})
 T = TypeVar("T")
 R = TypeVar("R")
-WIRE_ORDER = ("active", "channelId", "communicationType", "messageTemplate", "offsetDays", "sender", "subjectTemplate")
 
 
 Tick = Callable[[], None]
@@ -154,16 +153,9 @@ def fetch_live(
     return dict(zip(keys, run_all(one, keys, concurrency, tick, stop), strict=True))
 
 
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        f: {"from": before.get(f), "to": after[f]} for f in VALUE_FIELDS if f in after and before.get(f) != after[f]
-    }
-
-
 def _merge(item: Item, live: Communication, fields: dict[str, Any]) -> Item:
     item.live = live
     item.desired = {**live.values(), **fields}
-    item.changes = _changes(live.values(), item.desired)
     item.action = Action.UPDATE if item.changes else Action.UNCHANGED
     return item
 
@@ -204,7 +196,6 @@ def plan(desired: list[Desired], live: Live, create: bool = True) -> list[Item]:
                     f"{d.label} does not exist yet: messageTemplate (or messageTemplateFile) is required to create it",
                 )
             item.desired = {**CREATE_DEFAULTS, **d.fields}
-            item.changes = _changes({}, item.desired)
     problems.raise_if_any()
     return items
 
@@ -264,7 +255,6 @@ def plan_guarded(
     if match is not None:
         return _merge(item, match, goal)
     item.desired = dict(goal)
-    item.changes = _changes({}, item.desired)
     return item
 
 
@@ -272,12 +262,6 @@ def fail(item: Item, error: BaseException) -> Item:
     item.action = Action.FAILED
     item.failure = error
     return item
-
-
-def wire(item: Item) -> dict[str, Any]:
-    assert item.desired is not None
-    full = {**item.desired, "communicationType": item.type, "channelId": item.channel}
-    return {k: full[k] for k in WIRE_ORDER}
 
 
 class Recorder(Protocol):
@@ -311,7 +295,7 @@ class _IntentsAhead:
         with self._lock:  # a worker that needs a later window waits for this one's sync, then writes its own
             while index >= self.written:
                 end = min(len(self.batches), self.written + self.window)
-                self.journal.intend((i, wire(i)) for batch in self.batches[self.written : end] for i in batch)
+                self.journal.intend((i, i.wire()) for batch in self.batches[self.written : end] for i in batch)
                 self.written = end
 
     def never_sent(self, unsent: Iterable[tuple[int, list[Item]]]) -> None:
@@ -343,9 +327,8 @@ def apply(
         if item.action is Action.UNCHANGED and not force:
             item.result = item.live.api_dict() if item.live else None
             continue
-        if dry_run:
+        if dry_run:  # what it would send is its `communication`
             item.action = item.action.would
-            item.result = wire(item)
             continue
         by_target.setdefault((item.group, item.target), []).append(item)
 
@@ -357,7 +340,7 @@ def apply(
         if ahead:
             ahead.before_send(index)
         try:
-            returned = client.upsert(batch[0].group, batch[0].target, [wire(i) for i in batch])
+            returned = client.upsert(batch[0].group, batch[0].target, [i.wire() for i in batch])
         except UnavailableError as e:
             if e.status in ANSWER_LOST:
                 _read_back(client, batch, e)
@@ -376,7 +359,7 @@ def apply(
             for i in batch:
                 i.action = Action.CREATED if i.live is None else Action.UPDATED
                 reply = by_key.get(i.key)
-                i.result = reply.api_dict() if reply else wire(i)
+                i.result = reply.api_dict() if reply else i.wire()
         finally:
             if journal:
                 journal.outcome(batch)
@@ -402,11 +385,11 @@ def _read_back(client: Client, batch: list[Item], error: UnavailableError) -> No
         }
     except CommctlError:
         for i in batch:
-            i.action, i.failure, i.result = Action.UNKNOWN, error, wire(i)
+            i.action, i.failure, i.result = Action.UNKNOWN, error, i.wire()
         return
     for i in batch:
         now = live.get(i.key)
-        meant = wire(i)
+        meant = i.wire()
         if now is not None and all(now.values()[f] == meant[f] for f in VALUE_FIELDS):
             i.action = Action.CREATED if i.live is None else Action.UPDATED
             i.result = now.api_dict()

@@ -191,7 +191,7 @@ def result_row(item: Item) -> dict[str, Any]:
         "communicationType": item.type,
         "channelId": item.channel,
         "action": item.action.value,
-        "communication": item.result,
+        "communication": item.communication,
         "before": item.live.api_dict() if item.live else None,
         "changes": item.changes,
         "error": item.error,
