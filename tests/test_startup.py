@@ -259,3 +259,25 @@ def test_show_reads_the_channel_names_together_with_the_targets() -> None:
     run._client = Client("https://api.test", BasicAuth("u", "p"), transport=httpx.MockTransport(handler))
     assert read.show_live(run, 4100, [5200]) == 0
     assert "2 EMAIL" in run.out_stream.getvalue(), run.out_stream.getvalue()
+
+
+def test_reading_commands_leave_the_write_machinery_unloaded(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`validate` and `show` load neither the journal, saved plans nor the write commands (SPEC 9)."""
+    probe = PROBE.replace('{{m.split(".")[0] for m in sys.modules}}', "set(sys.modules)")
+    writing = {"commctl.journal", "commctl.plans", "commctl.commands.write"}
+    env = {**os.environ, **sandbox.env, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    for args, forbidden in (
+        (["validate", str(SAMPLES)], writing | {"commctl.client"}),
+        (["show", "-g", "4100", "-t", "5200"], writing | {"commctl.loader", "commctl.templates"}),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", probe.format(main=COMMCTL_MAIN), json.dumps(args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        report = json.loads(out.stderr.strip().splitlines()[-1])
+        assert report["code"] == 0, (args, out.stderr)
+        assert "commctl.commands.read" in report["modules"], args
+        assert forbidden & set(report["modules"]) == set(), args

@@ -503,7 +503,9 @@ def upsert(
         given = [flag for flag, value in flags.items() if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with -f", hint="put the values in the file")
-        return write.upsert(run, write.load_files(run, files))
+        from .commands.read import load_files
+
+        return write.upsert(run, load_files(run, files))
     why = "(or give -f FILE)"
     desired = write.desired_from_flags(
         _need(group, "--group", why),

@@ -34,8 +34,12 @@ EXCLUSIVE = (
 )
 
 
+# defer_build: a model's validator is built when first used, not at import; each costs ~2 ms of start-up,
+# and a command uses either the input models (files) or the wire models (replies), rarely both.
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class CommunicationFields(_Strict):
@@ -83,7 +87,7 @@ class DocumentIn(_Strict):
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class Communication(_Lenient):

@@ -73,6 +73,39 @@ def run_all(
     return results
 
 
+class Prefetch:
+    """`channels()` answered by a call started in a thread at construction (what resolve_channels reads)."""
+
+    def __init__(self, call: Callable[[], list[Channel]]) -> None:
+        self._result: list[Channel] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[], list[Channel]]) -> None:
+        try:
+            self._result = call()
+        except BaseException as e:  # handed to the caller's thread
+            self._error = e
+
+    def raise_error(self) -> None:
+        """Raise the call's error, if it failed with one that is not an ApiError (which callers recover from)."""
+        self._thread.join()
+        if self._error is not None and not isinstance(self._error, ApiError):
+            raise self._error
+
+    def channels(self) -> list[Channel]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def target_ids_of(client: Any, group: int) -> list[int]:
+    """Every target of a group (one GET), for commands given a group without --target."""
+    return [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
+
+
 class ChannelList(Protocol):
     def channels(self) -> list[Channel]: ...
 

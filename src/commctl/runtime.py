@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from .domain import DEFAULT_CONCURRENCY
-from .errors import AuthError, CommctlError, ExitCode, UsageError
+from .errors import AuthError, CommctlError, ExitCode, InputError, UsageError
 from .jsonout import Rows, write_json
 from .options import ConnectionOptions, OutputOptions, WriteOptions
 from .text import github_data, github_property, needs_escape, shown
@@ -131,6 +131,13 @@ class Run:
         """Progress and summaries on stderr, silenced by --quiet."""
         if not self.quiet:
             self.log(line)
+
+    def warnings(self, problems: list[str], strict: bool) -> None:
+        """Template warnings: each one warned, or with --strict all of them an error (exit 3)."""
+        if strict and problems:
+            raise InputError(problems, hint="--strict turns template warnings into errors")
+        for problem in problems:
+            self.warning(problem)
 
     def warning(self, problem: str) -> None:
         """A file or template warning (`FILE:LINE:COL: field: message`), annotated in GitHub Actions."""

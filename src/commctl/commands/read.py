@@ -15,12 +15,18 @@ from ..errors import ApiError, UsageError
 from ..runtime import Run
 
 if TYPE_CHECKING:
-    from ..models import Communication
+    from ..models import Communication, Desired
+
+
+def load_files(run: Run, paths: list[str]) -> list[Desired]:
+    if "-" in paths and run.conn.reads_stdin:
+        raise UsageError("standard input cannot carry both a file (-f -) and a secret (--*-stdin)")
+    from ..loader import load  # YAML and the input models load only when there are files
+
+    return load(paths)
 
 
 def show_files(run: Run, files: list[str]) -> int:
-    from .write import load_files
-
     desired = load_files(run, files)
     run.emit(render.desired_doc(desired), lambda: render.desired_table(desired))
     return 0
@@ -35,10 +41,9 @@ def _channel_names(channels: Any) -> dict[int, str]:
 
 def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]:
     from .. import plan as planner
-    from .write import target_ids_of
 
     client = run.client()
-    target_ids = targets or target_ids_of(client, group)
+    target_ids = targets or planner.target_ids_of(client, group)
     keys = [(group, t) for t in dict.fromkeys(target_ids)]
     with run.progress("reading", len(keys)) as tick:
         live = planner.fetch_live(client, keys, run.write.concurrency, tick)
@@ -51,7 +56,7 @@ def _live_comms(run: Run, group: int, targets: list[int]) -> list[Communication]
 
 
 def show_live(run: Run, group: int, targets: list[int]) -> int:
-    from .write import Prefetch
+    from ..plan import Prefetch
 
     # A table names the channels: read the list while the targets are read, not after (SPEC 9).
     channels = Prefetch(run.client().channels) if run.output == "table" else None
@@ -67,11 +72,10 @@ def show_live(run: Run, group: int, targets: list[int]) -> int:
 def validate(run: Run, paths: list[str]) -> int:
     from ..loader import load
     from ..templates import check
-    from .write import warn
 
     desired = load(paths)
     warnings = check(desired)
-    warn(run, warnings, run.write.strict)
+    run.warnings(warnings, run.write.strict)
     files = sorted({d.where.split(":")[0] for d in desired})
     doc = {"valid": True, "files": files, "communications": len(desired), "warnings": warnings}
     if run.output in ("json", "yaml"):

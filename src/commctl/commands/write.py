@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,20 +10,13 @@ from typing import Any
 from .. import plan as planner
 from .. import render
 from ..domain import Action
-from ..errors import ApiError, ExitCode, InputError, Problems, UsageError
+from ..errors import ApiError, ExitCode, Problems, UsageError
 from ..jsonout import write_json
-from ..models import Channel, Desired, Item
+from ..models import Desired, Item
 from ..plans import plan_doc
 from ..runtime import Run, write_atomic
 from ..templates import check
-
-
-def load_files(run: Run, paths: list[str]) -> list[Desired]:
-    if "-" in paths and run.conn.reads_stdin:
-        raise UsageError("standard input cannot carry both a file (-f -) and a secret (--*-stdin)")
-    from ..loader import load  # YAML and the input models load only when there are files
-
-    return load(paths)
+from .read import load_files
 
 
 def desired_from_flags(
@@ -79,13 +71,6 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def warn(run: Run, warnings: list[str], strict: bool) -> None:
-    if strict and warnings:
-        raise InputError(warnings, hint="--strict turns template warnings into errors")
-    for w in warnings:
-        run.warning(w)
-
-
 def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = False, create: bool = True) -> int:
     run.check_writable(run.report_path, "--report")
     client = run.client()
@@ -93,7 +78,7 @@ def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = F
         # The channel list and the targets' live state do not depend on each other: read them at the
         # same time, one round trip less before anything is planned (SPEC 9). Errors are told as
         # before: the channel list's first.
-        channels = Prefetch(client.channels)
+        channels = planner.Prefetch(client.channels)
         try:
             live = fetch(run, [(d.group, d.target) for d in desired], stop)
         except BaseException:
@@ -103,37 +88,10 @@ def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = F
             names = planner.resolve_channels(desired, channels)
         except ApiError as e:
             return finish(run, planner.failed_items(desired, e), {}, command, diff=diff)
-        warn(run, check(desired, names), run.write.strict)
+        run.warnings(check(desired, names), run.write.strict)
         items = planner.plan(desired, live, create=create)
         return send(run, items, names, command, stop, dry_run=diff or run.write.dry_run, diff=diff)
 
-
-class Prefetch:
-    """`channels()` answered by a call started in a thread at construction (what resolve_channels reads)."""
-
-    def __init__(self, call: Callable[[], list[Channel]]) -> None:
-        self._result: list[Channel] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
-        self._thread.start()
-
-    def _run(self, call: Callable[[], list[Channel]]) -> None:
-        try:
-            self._result = call()
-        except BaseException as e:  # handed to the caller's thread
-            self._error = e
-
-    def raise_error(self) -> None:
-        """Raise the call's error, if it failed with one that is not an ApiError (which callers recover from)."""
-        self._thread.join()
-        if self._error is not None and not isinstance(self._error, ApiError):
-            raise self._error
-
-    def channels(self) -> list[Channel]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
 
 
 def send(
@@ -252,7 +210,7 @@ def set_active(
     client = run.client()
     names = {c.id: c.name for c in client.channels()}
     wanted = _channel_ids(channels, names)
-    target_ids = targets or target_ids_of(client, group)
+    target_ids = targets or planner.target_ids_of(client, group)
     with run.batch() as stop:
         live = fetch(run, [(group, t) for t in target_ids], stop)
         items = planner.plan_active(
@@ -264,10 +222,6 @@ def set_active(
             run.note("nothing matched: no live communication has the given target, type and channel")
         return send(run, items, names, command, stop, dry_run=run.write.dry_run)
 
-
-def target_ids_of(client: Any, group: int) -> list[int]:
-    """Every target of a group (one GET), for commands given a group without --target."""
-    return [t["id"] for t in client.targets(group) if isinstance(t, dict) and "id" in t]
 
 
 def _channel_ids(channels: list[str], names: dict[int, str]) -> set[int]:
