@@ -454,8 +454,13 @@ def test_sandbox_request_log_shows_targets_as_data(sandbox_factory: Any) -> None
         conn.sendall(b"GET /v3/\x1b[2Jevil\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         while conn.recv(65536):
             pass
-    s.process.terminate()
     assert s.process.stderr is not None
-    err = s.process.stderr.read()
+    # The server logs the request once it has answered it: wait for the line (pytest-timeout bounds a
+    # line that never comes) instead of racing it with terminate().
+    lines = []
+    while "evil" not in (line := s.process.stderr.readline()) and line:
+        lines.append(line)
+    s.process.terminate()
+    err = "".join([*lines, line, s.process.stderr.read()])
     s.process.wait(timeout=10)
     assert "GET /v3/\\x1b[2Jevil\\x07" in err and "\x1b" not in err, err
