@@ -244,6 +244,40 @@ def test_honours_retry_after() -> None:
     assert waits == [7.0]
 
 
+def test_a_stop_ends_a_backoff_at_once_and_is_not_retried() -> None:
+    """After Ctrl-C/SIGTERM a request in its backoff gives up now, not after the retry budget (SPEC 8.3)."""
+    import threading
+    import time
+
+    calls: list[float] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        return httpx.Response(503, headers={"Retry-After": "30"}, json={})
+
+    stop = threading.Event()
+    client = Client("https://h", None, retries=5, budget=120, transport=httpx.MockTransport(busy), stop=stop)
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(UnavailableError) as info:
+        client.channels()
+    assert time.monotonic() - started < 5  # not the 30 s Retry-After
+    assert len(calls) == 1 and "503" in info.value.message
+    with pytest.raises(UnavailableError):  # once stopped, a failing request is not retried at all
+        client.channels()
+    assert len(calls) == 2
+
+
+def test_a_runs_client_stops_retrying_with_its_batch() -> None:
+    from commctl.options import ConnectionOptions
+    from commctl.runtime import Run
+
+    run = Run(conn=ConnectionOptions(host="sandbox"))
+    with run.batch() as stop:
+        assert run.client().stop is stop
+    run.close()
+
+
 def test_gives_up_when_retry_after_exceeds_the_budget() -> None:
     waits: list[float] = []
     client = Client(

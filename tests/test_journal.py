@@ -383,6 +383,28 @@ def test_a_second_ctrl_c_quits_at_once(serve_sandbox: ServeSandbox, tmp_path: Pa
     assert proc.returncode == 130
 
 
+def test_a_signal_ends_the_retry_backoffs_in_flight(serve_sandbox: ServeSandbox, tmp_path: Path) -> None:
+    """A server answering 503 puts every read in a long backoff; SIGTERM ends them now (SPEC 8.3)."""
+    import signal
+
+    seed, comms = _group(tmp_path, 800, range(8001, 8004))
+    s = serve_sandbox(seed=seed, faults=Faults(fail_rate=1.0))
+    env = {**os.environ, "COMMCTL_PASSWORD": "sandbox", "COMMCTL_RETRY_BACKOFF": "60"}
+    cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "-o", "json", "--verbose", *s.args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    while not proc.stderr.readline().startswith("< 503"):  # --verbose: a read failed and is backing off
+        assert proc.poll() is None
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    stdout = proc.stdout.read()
+    proc.wait(timeout=10)
+    assert time.monotonic() - signalled < 5  # not the 30-60 s backoff
+    assert proc.returncode == 143
+    summary = json.loads(stdout)["summary"]
+    assert summary["failed"] >= 1 and summary["failed"] + summary.get("skipped", 0) == 3, summary
+
+
 def test_only_intents_wait_for_the_disk_and_close_syncs_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -425,14 +425,19 @@ class Client:
         budget: float = 120.0,
         max_connections: int = 16,
         max_reply: int = MAX_REPLY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         limiter: Limiter | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.auth = auth
         self.limiter = limiter
         self.base_url = base_url.rstrip("/")
         self.timeout, self.max_reply = timeout, max_reply
-        self.retries, self.backoff, self.budget, self.sleep = retries, backoff, budget, sleep
+        # Once `stop` is set (a signal), a failed attempt is not tried again: a backoff under way ends at
+        # once, so a stopped run finishes within the timeout, not the retry budget (SPEC 8.3).
+        self.stop = stop or threading.Event()
+        self.retries, self.backoff, self.budget = retries, backoff, budget
+        self.sleep = sleep or self.stop.wait
         self.log = log
         self._deadline = _Deadline()
         self._scrub_for: tuple[str, ...] = ()
@@ -571,9 +576,11 @@ class Client:
             if attempt > self.retries:
                 raise error
             wait = delay if delay is not None else random.uniform(0.5, 1.0) * self.backoff * 2 ** (attempt - 1)
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + wait > deadline or self.stop.is_set():
                 raise error
             self.sleep(wait)
+            if self.stop.is_set():
+                raise error
 
     def _limited(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
         """One attempt through the run's rate limiter, which learns from every answer (SPEC section 9)."""

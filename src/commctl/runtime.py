@@ -49,6 +49,7 @@ class Run:
         self.run_info: Any = None
         self.journal: Any = None
         self.stopped_by: int | None = None
+        self.stopping = threading.Event()  # set by SIGINT/SIGTERM during a batch; the client stops retrying
         self.out_stream: IO[str] = sys.stdout
         self.err_stream: IO[str] = sys.stderr
 
@@ -87,7 +88,10 @@ class Run:
     def client(self) -> Any:
         if self._client is None:
             self._client = make_client(
-                self.settings, log=self.log if self.verbose else None, concurrency=self.write.concurrency
+                self.settings,
+                log=self.log if self.verbose else None,
+                concurrency=self.write.concurrency,
+                stop=self.stopping,
             )
         return self._client
 
@@ -220,8 +224,8 @@ class Run:
     @contextmanager
     def batch(self) -> Iterator[threading.Event]:
         """SIGINT/SIGTERM set the event instead of killing the run: nothing new starts, what is in
-        flight finishes, and the command reports what happened. A second Ctrl-C quits at once."""
-        stop = threading.Event()
+        flight finishes (without retrying), and the command reports what happened. A second Ctrl-C quits at once."""
+        stop = self.stopping
 
         def handler(signum: int, frame: Any) -> None:
             if stop.is_set() and signum == signal.SIGINT:
@@ -445,7 +449,10 @@ def make_auth(settings: Any, scheme: str) -> Any:
 
 
 def make_client(
-    settings: Any, log: Callable[[str], None] | None = None, concurrency: int = DEFAULT_CONCURRENCY
+    settings: Any,
+    log: Callable[[str], None] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: threading.Event | None = None,
 ) -> Any:
     from .client import Client
     from .ratelimit import Limiter
@@ -470,4 +477,5 @@ def make_client(
         backoff=backoff,
         max_connections=max(concurrency, 1),
         limiter=Limiter(get("rate"), max(concurrency, 1)),  # every request of the run, reads and writes
+        stop=stop,
     )
