@@ -256,6 +256,12 @@ def test_unknown_target_in_a_batch_fails_that_target_only(cli: Cli, sandbox: San
     assert len(live(cli, 4100, 5200)) == 3
 
 
+def test_a_target_that_cannot_be_read_is_named_without_an_empty_type(cli: Cli, sandbox: Sandbox) -> None:
+    out = cli("deactivate", "-g", "4100", "-t", "9999")
+    assert out.code == 5, out
+    assert "error: group 4100 target 9999: HTTP 404" in out.stderr and " /:" not in out.stderr
+
+
 def test_unknown_channel_name_is_invalid_input(cli: Cli, sandbox: Sandbox, tmp_path: Path) -> None:
     out = cli("upsert", "-g", "4100", "-t", "5200", "--type", "START", "-c", "FAX", "--message", "m", "--verbose")
     assert out.code == 3, out

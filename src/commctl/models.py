@@ -193,6 +193,12 @@ class Item:
         return (self.type, self.channel)
 
     @property
+    def label(self) -> str:
+        """`group G target T TYPE/CHANNEL`, or just the target when the item stands for a target not read."""
+        what = f" {self.type}/{self.channel}" if self.type is not None and self.channel is not None else ""
+        return f"group {self.group} target {self.target}{what}"
+
+    @property
     def changes(self) -> dict[str, dict[str, Any]]:
         """`{field: {"from": live value, "to": desired value}}` for each value field the plan changes."""
         after = self.desired

@@ -151,7 +151,7 @@ def finish(
             raise
     for i in items:
         if i.error:
-            run.log(f"error: group {i.group} target {i.target} {i.type or ''}/{i.channel or ''}: {i.error['message']}")
+            run.log(f"error: {i.label}: {i.error['message']}")
     if fatal is not None:
         if run.output == "table":
             run.emit(doc, lambda: render.results_table(items, names))
