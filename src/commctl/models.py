@@ -192,6 +192,15 @@ class Item:
     def key(self) -> tuple[str | None, int | None]:
         return (self.type, self.channel)
 
+    def key_fields(self) -> dict[str, Any]:
+        """The communication's key as the JSON documents (results, plans, the journal) name it."""
+        return {
+            "targetGroupId": self.group,
+            "targetId": self.target,
+            "communicationType": self.type,
+            "channelId": self.channel,
+        }
+
     @property
     def label(self) -> str:
         """`group G target T TYPE/CHANNEL`, or just the target when the item stands for a target not read."""

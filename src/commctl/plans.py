@@ -58,10 +58,7 @@ def plan_doc(items: list[Item], host: str, command: str) -> dict[str, Any]:
 
 def _change(i: Item) -> dict[str, Any]:
     return {
-        "targetGroupId": i.group,
-        "targetId": i.target,
-        "communicationType": i.type,
-        "channelId": i.channel,
+        **i.key_fields(),
         "action": "create" if i.live is None else "update",
         "before": values(i.live.api_dict()) if i.live else None,
         "after": values(i.desired),

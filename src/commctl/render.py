@@ -186,10 +186,7 @@ def rich_table(
 def result_row(item: Item) -> dict[str, Any]:
     """One result; `before` and `changes` make a report an undo record on its own."""
     return {
-        "targetGroupId": item.group,
-        "targetId": item.target,
-        "communicationType": item.type,
-        "channelId": item.channel,
+        **item.key_fields(),
         "action": item.action.value,
         "communication": item.communication,
         "before": item.live.api_dict() if item.live else None,
