@@ -1,6 +1,6 @@
 """Every target of SPEC section 9 in one run, each as a ratio measured in that run, with "met" / "NOT met".
 
-    python benchmarks/run.py [--quick] [--only startup,bulk,memory,rate] [--targets 2000] ...
+    python benchmarks/run.py [--quick] [--only startup,bulk,memory,rate,tables,scale] [--targets 2000] ...
 
 Machines here are shared and noisy: each figure is the best of several fresh runs, and every ratio
 compares figures taken minutes apart in the same run. Where a target is not met, the line below it
@@ -15,6 +15,9 @@ prints the measured floor that stops it (the same work done by the bare librarie
   of 50,000 <= 150 MiB (`sandbox serve` in its own process, so the figure is commctl's alone).
 - rate limits: against `sandbox serve --rate-limit R/s`, a bulk run gets <= 5% of its requests
   answered 429 and takes <= 1.25x the time the limit allows (requests / R).
+- piped tables: rendering 20,000 rows tab-separated for a pipe <= 1.5x rendering them as JSON.
+- scale: CPU per communication of `validate`, `diff` and `upsert --dry-run` at 50,000 <= 1.5x that at
+  5,000 (no quadratic step), in each file shape (benchmarks/scale.py has the full table).
 
 Runs without an install (commctl from src/, compiled to bytecode first as pip does). Start-up depends on the installed typer: pyproject pins
 the release whose help is light; run this in an environment installed from pyproject.
@@ -482,9 +485,78 @@ def rate(report: Report, work: Path, n: int, limit: int, workers: int) -> None:
         report.target(f"{label}: time", f"{took:.1f} s = {took / allowed:.2f}x", took <= 1.25 * allowed, "<= 1.25x")
 
 
+# ---- piped tables ----
+
+
+def tables(report: Report, rows: int, pairs: int) -> None:
+    """A piped table (tab-separated) against `-o json` of the same rows, rendered in this process:
+    whole commands would mostly time their start-up and file loading, which both share."""
+    import io
+    import statistics
+
+    from commctl import render
+    from commctl.models import Communication
+    from commctl.options import OutputOptions
+    from commctl.runtime import Run
+
+    print(f"piped tables: {rows} rows of show, table (tab-separated) vs -o json, median of {pairs} pairs", flush=True)
+    data = [
+        Communication(
+            id=n,
+            targetGroupId=GROUP,
+            targetId=1 + n // 4,
+            communicationType=TYPES[n % 4],
+            channelId=2,
+            messageTemplate=f"Hello {{{{first_name}}}}, {n} days left!\n" * 3,
+        ).api_dict()
+        for n in range(rows)
+    ]
+
+    def emit(output: str) -> float:
+        run = Run(OutputOptions(output=output))
+        run.out_stream = io.StringIO()  # not a terminal: what a pipe gets
+        start = time.perf_counter()
+        run.emit(data, lambda: render.comms_table(data, {2: "EMAIL"}))
+        return time.perf_counter() - start
+
+    ratios = []
+    for _ in range(pairs):  # interleaved: both formats see the same load
+        as_json = emit("json")
+        ratios.append(emit("table") / as_json)
+    ratio = statistics.median(ratios)
+    report.target("piped table vs -o json", f"{ratio:.2f}x", ratio <= 1.5, "<= 1.5x")
+
+
+# ---- scale ----
+
+
+def scale(report: Report, work: Path, sizes: list[int]) -> None:
+    """CPU per communication of validate, diff and upsert --dry-run at the smallest and largest size, per file shape."""
+    from benchmarks import scale as s
+
+    print(
+        f"scale: CPU per communication at {sizes[-1]:,} vs {sizes[0]:,} communications, start-up taken off",
+        flush=True,
+    )
+    env = s.seed(work, max(sizes) // 4)
+    base = s.start_up(work, env, list(s.COMMANDS), 3)
+    for shape in s.SHAPES:
+        for name in s.COMMANDS:
+            figures = list(s.runs(work, env, base, shape, name, sizes, 1))
+            (_, _, _, small, _), (_, wall, _, large, rss) = figures[0], figures[-1]
+            report.target(
+                f"{name}, {shape}",
+                f"{small * 1e6:.0f} -> {large * 1e6:.0f} us = {large / small:.2f}x ({wall:.1f} s, {rss:.0f} MiB at {sizes[-1]:,})",
+                large / small <= 1.5,
+                "<= 1.5x",
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="startup,bulk,memory,rate", help="sections to run, comma-separated")
+    parser.add_argument(
+        "--only", default="startup,bulk,memory,rate,tables,scale", help="sections to run, comma-separated"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer runs (about a minute)")
     parser.add_argument("--startup-runs", type=int, default=10)
     parser.add_argument("--targets", type=int, default=2000, help="bulk upsert size")
@@ -494,10 +566,13 @@ def main() -> None:
     parser.add_argument("--memory-scale", type=float, default=1.0, help="fraction of 20,000 / 50,000 communications")
     parser.add_argument("--rate-limit", type=int, default=100, help="the sandbox's limit, requests per second")
     parser.add_argument("--rate-targets", type=int, default=1000)
+    parser.add_argument("--table-rows", type=int, default=20_000)
+    parser.add_argument("--scale-sizes", default="5000,50000", help="smallest and largest, comma-separated")
     args = parser.parse_args()
     if args.quick:
         args.startup_runs, args.targets, args.runs, args.memory_scale = 5, 500, 1, 0.2
         args.rate_targets, args.rate_limit = 300, 100
+        args.table_rows, args.scale_sizes = 5000, "1000,10000"
     sections = set(args.only.split(","))
     import typer
 
@@ -519,6 +594,11 @@ def main() -> None:
             memory(report, work, args.memory_scale, args.concurrency)
         if "rate" in sections:
             rate(report, work, args.rate_targets, args.rate_limit, args.concurrency)
+        if "tables" in sections:
+            tables(report, args.table_rows, 7)
+        if "scale" in sections:
+            (work / "scale").mkdir()
+            scale(report, work / "scale", [int(n) for n in args.scale_sizes.split(",")])
     print("all targets met" if not report.missed else f"NOT met: {'; '.join(report.missed)}")
 
 

@@ -9,12 +9,10 @@ places.
 from __future__ import annotations
 
 import difflib
-import gc
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from .domain import COMM_TYPES
 from .errors import Problems, clipped, dotted
+from .gcpause import collector_paused
 from .models import EXCLUSIVE, CommunicationFields, CommunicationIn, Desired, DocumentIn, TargetIn
 from .parse import Marks, ParseError, documents, shown
 
@@ -378,24 +377,12 @@ def check_duplicates(items: list[Desired], problems: Problems) -> None:
             seen[key] = d
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading makes many objects that all stay alive: full passes of the cyclic collector over them are pure cost."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def load(paths: Iterable[str], stdin: BinaryIO | None = None) -> list[Desired]:
     """Load and validate every input; raise one InputError listing all problems found."""
     problems = Problems()
     templates = Templates()
     items: list[Desired] = []
-    with _collector_paused():
+    with collector_paused():
         for source in read_sources(paths, problems, stdin):
             for data, marks in parse_documents(source, problems):
                 doc = validate_document(data, marks, problems)

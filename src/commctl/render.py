@@ -260,22 +260,40 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+_SHOW_FIELDS = (
+    "targetGroupId",
+    "targetId",
+    "id",
+    "communicationType",
+    "channelId",
+    "sender",
+    "subjectTemplate",
+    "messageTemplate",
+    "offsetDays",
+    "active",
+)
+
+
 def _show_row(c: dict[str, Any], names: dict[int, str]) -> list[str]:
-    """The `show` columns of one communication given as API fields, as cell text (20,000 rows: keep it lean)."""
-    get = c.get
-    active = get("active")
+    """The `show` columns of one communication given as API fields, as cell text.
+
+    20,000 rows: the fields are fetched in one C-level pass and the cells made inline (no call per
+    cell), which keeps a piped table near the cost of the same rows as JSON (SPEC 9).
+    """
+    group, target, id_, ctype, channel, sender, subject, message, offset, active = map(c.get, _SHOW_FIELDS)
+    updated = (c.get("attribution") or {}).get("lastUpdatedOn")
     return [
-        _text(get("targetGroupId")),
-        _text(get("targetId")),
-        _text(get("id")),
-        _text(get("communicationType")),
-        _channel(get("channelId"), names),
-        _text(get("sender")),
-        _text(get("subjectTemplate")),
-        _text(get("messageTemplate")),
-        _text(get("offsetDays")),
+        "" if group is None else str(group),
+        "" if target is None else str(target),
+        "" if id_ is None else str(id_),
+        "" if ctype is None else str(ctype),
+        _channel(channel, names),
+        "" if sender is None else str(sender),
+        "" if subject is None else str(subject),
+        "" if message is None else str(message),
+        "" if offset is None else str(offset),
         "" if active is None else ("yes" if active else "no"),
-        _text((get("attribution") or {}).get("lastUpdatedOn")),
+        "" if updated is None else str(updated),
     ]
 
 
