@@ -275,6 +275,8 @@ def test_config_file_problems(tmp_path: Path) -> None:
         ("profiles:\n  eu: eu\n", "profiles.eu: expected a mapping of settings, got text"),
         ("- host\n", "expected a mapping of settings and `profiles:`, got a list"),
         ("host: [\n", "c.yaml:2:1: invalid YAML"),
+        ("host: eu\ntimeout: 5\nhost: us\n", "c.yaml:3:1: invalid YAML: key 'host' is given twice"),
+        ("profiles:\n  eu: {host: eu, host: us}\n", "c.yaml:2:18: invalid YAML: key 'host' is given twice"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(says)):
             resolve(Conn(config=str(write(tmp_path / "c.yaml", text))), {})

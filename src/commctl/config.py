@@ -457,8 +457,23 @@ def _read_config(path: Path, origin: Origin) -> dict[str, Any]:
 def _parse_config(raw: bytes, path: Path) -> dict[str, Any]:
     import yaml
 
+    class Loader(yaml.SafeLoader):  # pure Python: its messages are the clearer ones
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            """A key given twice is refused (PyYAML keeps the last silently: `host:` twice is a mistake)."""
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, str | int | float | bool):
+                    continue  # unhashable: PyYAML's own message follows
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {_shown(key)} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
     try:
-        data = yaml.safe_load(raw.decode("utf-8")) or {}  # pure Python: its messages are the clearer ones
+        data = yaml.load(raw.decode("utf-8"), Loader) or {}  # a SafeLoader
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as e:
