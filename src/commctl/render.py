@@ -1,8 +1,10 @@
 """Pure functions from results to data (JSON/YAML documents), tables and Markdown; no I/O decisions here.
 
-A table is built once as a `Grid` of raw values and drawn one of two ways (runtime.emit chooses):
+A table is a `Grid` of raw values, its rows made each time it is drawn, one of two ways (runtime.emit
+chooses):
 - `tsv`: for pipes, tab-separated, header first, one row per line, values escaped (text.field) and
-  never shortened, written without Rich so that a 20,000-row table costs about what its JSON does;
+  never shortened, written without Rich so that a 20,000-row table costs about what its JSON does,
+  and in batches, so that a diff of 50,000 communications (250,000 rows) is never held whole;
 - `rich_table`: for a terminal, fitted to its width: ids, types, channels, counts and times never wrap,
   free text shrinks with …, and the least useful text columns are hidden when even that cannot fit.
 Every cell goes to Rich as a `Text`, so text from files or the API is never read as markup.
@@ -13,10 +15,11 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .domain import BASE_ACTIONS, Action
 from .jsonout import Rows
@@ -31,6 +34,7 @@ LONG = 30  # a text change longer than this (or on several lines) is shown as a 
 GAP = 2  # spaces between columns at a terminal
 MIN_TEXT = 8  # a text column narrower than this is hidden rather than shown as a few letters
 WANT = 20  # what an always-shown text column (message, error, location) gets before others are hidden
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,19 +47,37 @@ class Column:
     keep_end: bool = False  # shortened from the left (FILE:LINE:COL locations keep their line)
 
 
-@dataclass
+Row = tuple[list[str], str]  # the cells, and the style of the first one at a terminal ("" for none)
+
+
+def row(*cells: Any, style: str | None = None) -> Row:
+    """A table row: None shows as nothing, anything else as its str()."""
+    return ["" if c is None else str(c) for c in cells], style or ""
+
+
+class Remade(Generic[T]):
+    """Iterable again and again: each time, `make()` makes the values anew, one at a time."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Iterable[T]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._make())
+
+
+@dataclass(frozen=True)
 class Grid:
-    """A table as data: columns, rows of raw values, and what a terminal shows besides."""
+    """A table as data: columns, rows of raw values, and unified diffs printed after them.
+
+    Rows and diffs are made each time the table is drawn (`Remade`): a pipe writes them in batches, a
+    terminal lists them all to fit the columns.
+    """
 
     columns: tuple[Column, ...]
-    rows: list[list[str]] = field(default_factory=list)
-    styles: dict[int, str] = field(default_factory=dict)  # row index -> style of its first cell
-    after: list[Block] = field(default_factory=list)  # unified diffs printed after the table
-
-    def add(self, *cells: Any, style: str | None = None) -> None:
-        if style:
-            self.styles[len(self.rows)] = style
-        self.rows.append(["" if c is None else str(c) for c in cells])
+    rows: Iterable[Row]
+    after: Iterable[Block] = ()
 
 
 @dataclass(frozen=True)
@@ -69,15 +91,17 @@ class Block:
 # ---- drawing ----
 
 
-def tsv(grid: Grid, headers: bool = True) -> Iterator[str]:
-    """The table as tab-separated lines (with their line ends), then any diff blocks."""
+def tsv(grid: Grid, headers: bool = True, batch: int = 2000) -> Iterator[str]:
+    """The table as tab-separated lines (with their line ends), `batch` rows at a time, then any diff blocks."""
     if headers:
         yield "\t".join(c.name for c in grid.columns) + "\n"
-    yield tsv_text(grid.rows)
+    rows = iter(grid.rows)
+    while cells := [cells for cells, _ in islice(rows, batch)]:
+        yield tsv_text(cells)
     yield from _blocks_text(grid.after)
 
 
-def _blocks_text(blocks: list[Block]) -> Iterator[str]:
+def _blocks_text(blocks: Iterable[Block]) -> Iterator[str]:
     for block in blocks:
         yield "\n"
         yield from (shown(line) + "\n" for line in block.lines)
@@ -142,7 +166,8 @@ def rich_table(
     from rich.text import Text
 
     cols = grid.columns
-    rows = [[compact_time(v) if c.time else shown(v) for c, v in zip(cols, row, strict=True)] for row in grid.rows]
+    listed = list(grid.rows)
+    rows = [[compact_time(v) if c.time else shown(v) for c, v in zip(cols, cells, strict=True)] for cells, _ in listed]
     natural = []
     for i, c in enumerate(cols):
         longest = max([cell_len(c.name), *(cell_len(r[i]) for r in rows)])
@@ -159,20 +184,21 @@ def rich_table(
     visible = [i for i, w in enumerate(widths) if w is not None]
     for i in visible:
         table.add_column(cols[i].name, width=widths[i], no_wrap=True, overflow="ellipsis")
-    for n, row in enumerate(rows):
+    for values, (_, style) in zip(rows, listed, strict=True):
         cells = []
         for i in visible:
-            value = row[i]
+            value = values[i]
             w = widths[i] or 0
             if cols[i].keep_end and cell_len(value) > w:
                 value = "…" + value[-(w - 1) :] if w > 1 else "…"
-            cells.append(Text(value, style=grid.styles.get(n, "") if i == 0 else ""))
+            cells.append(Text(value, style=style if i == 0 else ""))
         table.add_row(*cells)
     hidden = [cols[i].name for i, w in enumerate(widths) if w is None]
-    if not grid.after:
+    blocks = list(grid.after)
+    if not blocks:
         return table, hidden
     parts: list[RenderableType] = [table]
-    for block in grid.after:
+    for block in blocks:
         parts.append(Text(""))
         for line in block.lines:
             style = {"-": "red", "+": "green", "@": "cyan"}.get(line[:1], "")
@@ -304,8 +330,8 @@ def _cells(c: dict[str, Any], names: dict[int, str], columns: Iterable[str] = SH
 
 
 def comms_table(comms: list[dict[str, Any]], names: dict[int, str]) -> Grid:
-    """Communications given as API fields (the same dicts `-o json` prints: built once, used for both)."""
-    return Grid(SHOW_COLUMNS, [_show_row(c, names) for c in comms])
+    """Communications given as API fields (the same dicts `-o json` prints)."""
+    return Grid(SHOW_COLUMNS, Remade(lambda: ((_show_row(c, names), "") for c in comms)))
 
 
 def results_table(items: list[Item], names: dict[int, str]) -> Grid:
@@ -313,19 +339,21 @@ def results_table(items: list[Item], names: dict[int, str]) -> Grid:
     # What changed matters more here than when it last did: the time goes first, then the message.
     later = {"updated": 5, "message": 4}
     columns = (replace(c, hide=later[c.name]) if c.name in later else c for c in SHOW_COLUMNS)
-    grid = Grid((Column("action"), *columns, Column("detail", text=True, limit=60)))
-    for i in items:
-        if i.error:
-            detail = i.error["message"]
-        elif i.action is Action.UNCHANGED:
-            detail = ""
-        else:
-            detail = ", ".join(i.changes) if i.live else "new"
-        known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
-        live = i.live.api_dict() if i.live else {}  # a planned update still has its id and last update
-        fields = {**known, **live, **(i.desired or {}), **(i.result or {})}
-        grid.add(i.action.value, *_cells(fields, names), detail, style=STYLE.get(i.action))
-    return grid
+    rows = Remade(lambda: (_result(i, names) for i in items))
+    return Grid((Column("action"), *columns, Column("detail", text=True, limit=60)), rows)
+
+
+def _result(i: Item, names: dict[int, str]) -> Row:
+    if i.error:
+        detail = i.error["message"]
+    elif i.action is Action.UNCHANGED:
+        detail = ""
+    else:
+        detail = ", ".join(i.changes) if i.live else "new"
+    known = {"targetGroupId": i.group, "targetId": i.target, "communicationType": i.type, "channelId": i.channel}
+    live = i.live.api_dict() if i.live else {}  # a planned update still has its id and last update
+    fields = {**known, **live, **(i.desired or {}), **(i.result or {})}
+    return row(i.action.value, *_cells(fields, names), detail, style=STYLE.get(i.action))
 
 
 DESIRED = tuple(c for c in SHOW if c not in ("id", "updated"))
@@ -334,30 +362,25 @@ DESIRED = tuple(c for c in SHOW if c not in ("id", "updated"))
 def desired_table(items: list[Desired]) -> Grid:
     """What files declare, in the `show` columns the files can fill, and where each was declared."""
     columns = tuple(c for c in SHOW_COLUMNS if c.name in DESIRED)
-    grid = Grid((*columns, Column("declared at", text=True, keep_end=True)))
-    for d in items:
+
+    def declared(d: Desired) -> Row:
         known = {"targetGroupId": d.group, "targetId": d.target, "communicationType": d.type, "channelId": d.channel}
-        grid.add(*_cells({**known, **d.fields}, {}, DESIRED), d.where.split(": ")[0])
-    return grid
+        return row(*_cells({**known, **d.fields}, {}, DESIRED), d.where.split(": ")[0])
+
+    return Grid((*columns, Column("declared at", text=True, keep_end=True)), Remade(lambda: map(declared, items)))
 
 
 def raw_table(rows: list[Any], columns: tuple[Column, ...]) -> Grid:
     """API objects (channels, groups, targets) in the given columns."""
-    grid = Grid(columns)
-    for row in rows:
-        r = row if isinstance(row, dict) else {}
-        grid.add(*(r.get(c.name) for c in columns))
-    return grid
+    dicts = [r if isinstance(r, dict) else {} for r in rows]
+    return Grid(columns, [row(*(r.get(c.name) for c in columns)) for r in dicts])
 
 
 SETTING_COLUMNS = (Column("setting"), Column("value", text=True), Column("source", text=True))
 
 
 def rows_table(columns: tuple[Column, ...], rows: Iterable[Iterable[Any]]) -> Grid:
-    grid = Grid(columns)
-    for row in rows:
-        grid.add(*row)
-    return grid
+    return Grid(columns, [row(*r) for r in rows])
 
 
 HISTORY_COLUMNS = (
@@ -370,15 +393,16 @@ HISTORY_COLUMNS = (
 
 def history_table(entries: list[dict[str, Any]]) -> Grid:
     """Journal entries: which run wrote what, and the fields it changed."""
-    grid = Grid(HISTORY_COLUMNS)
-    for e in entries:
-        before, after = e.get("before") or {}, e.get("after") or {}
-        changed = [f for f in VALUE_FIELDS if f in after and before.get(f) != after.get(f)]
-        grid.add(
-            *(e.get(k) for k in ("run", "at", "targetGroupId", "targetId", "communicationType", "channelId", "action")),
-            "new" if not before and after else ", ".join(changed),
-        )
-    return grid
+    return Grid(HISTORY_COLUMNS, Remade(lambda: map(_entry, entries)))
+
+
+def _entry(e: dict[str, Any]) -> Row:
+    before, after = e.get("before") or {}, e.get("after") or {}
+    changed = [f for f in VALUE_FIELDS if f in after and before.get(f) != after.get(f)]
+    return row(
+        *(e.get(k) for k in ("run", "at", "targetGroupId", "targetId", "communicationType", "channelId", "action")),
+        "new" if not before and after else ", ".join(changed),
+    )
 
 
 # ---- diff ----
@@ -399,28 +423,37 @@ def text_diff(before: str, after: str, title: str) -> Block:
 
 
 def diff_table(items: list[Item], names: dict[int, str]) -> Grid:
+    """A row per field that would change (all five of a new communication); long text changes below, as diffs."""
     key = ("action", "group", "target", "type", "channel", "field")
-    grid = Grid((*(Column(n) for n in key), Column("live", text=True, limit=40), Column("desired", text=True, limit=40)))
+    columns = (*(Column(n) for n in key), Column("live", text=True, limit=40), Column("desired", text=True, limit=40))
+    return Grid(columns, Remade(lambda: _diff_rows(items, names)), Remade(lambda: _diff_blocks(items, names)))
+
+
+def _diff_rows(items: list[Item], names: dict[int, str]) -> Iterator[Row]:
     for i in items:
         head = [i.action.value, i.group, i.target, i.type, _channel(i.channel, names)]
         style = STYLE.get(i.action)
         if i.error:
-            grid.add(*head, "", "", i.error["message"], style=style)
+            yield row(*head, "", "", i.error["message"], style=style)
         elif i.action is Action.WOULD_CREATE:
             d = i.desired or {}
             for n, f in enumerate(VALUE_FIELDS):
-                grid.add(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)), style=style if n == 0 else None)
+                yield row(*(head if n == 0 else [""] * 5), f, "", repr(d.get(f)), style=style if n == 0 else None)
         elif i.action is Action.WOULD_UPDATE:
             for n, (f, change) in enumerate(i.changes.items()):
                 before, after = change["from"], change["to"]
-                if _is_long(before, after):
+                shown_values = ["(below)", "(below)"] if _is_long(before, after) else [repr(before), repr(after)]
+                yield row(*(head if n == 0 else [""] * 5), f, *shown_values, style=style if n == 0 else None)
+
+
+def _diff_blocks(items: list[Item], names: dict[int, str]) -> Iterator[Block]:
+    """The unified diff of each long text change that `_diff_rows` shows as (below), in the same order."""
+    for i in items:
+        if i.action is Action.WOULD_UPDATE and not i.error:
+            for f, change in i.changes.items():
+                if _is_long(change["from"], change["to"]):
                     title = f"group {i.group} target {i.target} {i.type} channel {_channel(i.channel, names)} {f}"
-                    grid.after.append(text_diff(before, after, title))
-                    row = [f, "(below)", "(below)"]
-                else:
-                    row = [f, repr(before), repr(after)]
-                grid.add(*(head if n == 0 else [""] * 5), *row, style=style if n == 0 else None)
-    return grid
+                    yield text_diff(change["from"], change["to"], title)
 
 
 # ---- Markdown (pull-request comments, job summaries) ----
