@@ -69,6 +69,7 @@ def test_commands_and_options_complete() -> None:
 
 def test_values_complete() -> None:
     assert complete("commctl deactivate --type R") == ["REMINDER"]
+    assert complete("commctl deactivate --type re") == ["reminder"]  # the user's case: shells match prefixes
     assert complete("commctl upsert --type ") == ["START", "FINISH", "CHANGE", "REMINDER"]
     assert complete("commctl diff -o ") == ["table", "json", "yaml", "markdown"]
     assert complete("commctl show -o ") == ["table", "json", "yaml"]  # no Markdown for show

@@ -154,7 +154,9 @@ def _profiles(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def _types(incomplete: str) -> list[str]:
-    return [t for t in COMM_TYPES if t.startswith(incomplete.upper())]
+    """In the case the user began typing (--type takes either): zsh and fish keep only what starts with it."""
+    matches = [t for t in COMM_TYPES if t.startswith(incomplete.upper())]
+    return [t.lower() for t in matches] if incomplete.islower() else matches
 
 
 CONNECTION_OPTIONS = [
