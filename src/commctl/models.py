@@ -152,7 +152,7 @@ class Token(_Lenient):
 # ---- what we plan ----
 
 
-@dataclass
+@dataclass(slots=True)
 class Desired:
     """One communication the user asked for: its key and only the fields the user gave."""
 
