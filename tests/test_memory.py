@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commctl.jsonout import Rows, json_chunks, write_json, write_lines
 from commctl.text import json_safe
+
+from .conftest import Sandbox, write
 
 TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT
@@ -63,3 +71,72 @@ def test_streamed_json_is_written_in_batches_with_a_line_end() -> None:
 
     write_lines(Counting(), (str(n) for n in range(100_000)), size=1 << 16)
     assert Counting.calls < 10
+
+
+# ---- memory per communication ----
+
+# Traced in a fresh process, with commctl's modules imported before tracing starts: what is left to
+# count is what the run itself allocates. The bytes per communication are the slope between two sizes,
+# so start-up, imports and fixed costs cancel out. A file is read with one read() of the size limit,
+# for which Python allocates the whole 8 MiB up front (mostly never touched, so not resident): lowered
+# here, or it would be the peak of the smaller run.
+TRACED_PEAK = """
+import sys, tracemalloc
+import commctl.cli, commctl.client, commctl.commands.write, commctl.loader, commctl.plan, commctl.render
+commctl.loader.MAX_FILE_BYTES = 1 << 20
+tracemalloc.start()
+from commctl.__main__ import main
+try:
+    code = main()
+except SystemExit as e:
+    code = e.code
+print("exit", code, "peak", tracemalloc.get_traced_memory()[1], file=sys.stderr)
+"""
+TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
+
+
+def communications(directory: Path, total: int, files: int = 10) -> Path:
+    """`total` new communications, four per target, in `files` files: the shape of benchmarks/run.py's memory inputs."""
+    per_file = total // len(TYPES) // files
+    for f in range(files):
+        lines = ["targetGroupId: 900", "defaults: {channelId: 2, sender: loyalty@brand.example}", "targets:"]
+        for t in range(f * per_file + 1, (f + 1) * per_file + 1):
+            lines.append(f"- targetId: {t}\n  communications:")
+            lines += [
+                f"  - {{communicationType: {c}, subjectTemplate: 'Target {t} {c.lower()}', "
+                f"messageTemplate: 'Hello {{{{name}}}}, target {t} is {c.lower()}', offsetDays: {i}}}"
+                for i, c in enumerate(TYPES, start=1)
+            ]
+        write(directory / f"comms-{f:02d}.yaml", "\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.mark.parametrize("output", ["json", "table"])
+def test_diff_holds_under_a_kilobyte_per_communication(
+    output: str, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """SPEC 9 (diff of 50k <= 150 MiB): no per-item records, whole documents or whole tables kept.
+
+    0.9 KB per communication today (-o json and the piped table alike); it was 4.8 and 4.6 KB when
+    the changes records, the results list and the JSON text or table rows were all kept at once.
+    """
+    small, large = 200, 2000
+    seed = write(
+        tmp_path / "seed.yaml",
+        "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 900\n  targets:\n"
+        + "".join(f"  - {{id: {t}}}\n" for t in range(1, large // len(TYPES) + 1))
+        + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
+    )
+    sandbox = sandbox_factory("--seed", str(seed))
+    env = {**os.environ, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"}
+    peaks = []
+    for total in (small, large):
+        files = communications(tmp_path / str(total), total)
+        args = ["diff", "-f", str(files), "--host", sandbox.url, "-o", output, "-q"]
+        done = subprocess.run(
+            [sys.executable, "-c", TRACED_PEAK, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert done.stderr.split()[-4:-1] == ["exit", "7", "peak"], done.stderr  # 7: differences found
+        peaks.append(int(done.stderr.split()[-1]))
+    per_communication = (peaks[1] - peaks[0]) / (large - small)
+    assert per_communication < 1800, f"{per_communication:.0f} bytes per communication"
