@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commctl.jsonout import Rows, json_chunks, write_json, write_lines
+from commctl.runtime import to_yaml, yaml_chunks
 from commctl.text import json_safe
 
 from .conftest import Sandbox, write
@@ -54,6 +55,14 @@ def test_streamed_json_is_byte_for_byte_json_dumps(
     assert "".join(json_chunks(before, indent)) == dumped(before, indent)
     nested = [streamed]  # a Rows inside a value encoded whole is listed, not streamed
     assert "".join(json_chunks(nested, indent)) == dumped([whole], indent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=JSON, rows=st.lists(JSON, max_size=5), after=st.dictionaries(TEXT, JSON, max_size=3))
+def test_streamed_yaml_is_byte_for_byte_one_yaml_dump(before: Any, rows: list[Any], after: dict[str, Any]) -> None:
+    streamed = {"before": before, "results": Rows(range(len(rows)), rows.__getitem__), **after}
+    whole = {"before": before, "results": rows, **after}
+    assert "".join(yaml_chunks(streamed)) == to_yaml(whole)
 
 
 def test_streamed_json_is_written_in_batches_with_a_line_end() -> None:

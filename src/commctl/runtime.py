@@ -20,7 +20,7 @@ from typing import IO, Any, NoReturn
 from .domain import DEFAULT_CONCURRENCY
 from .errors import AuthError, CommctlError, ExitCode, InputError, UsageError
 from .gcpause import collector_paused
-from .jsonout import Rows, write_json
+from .jsonout import Rows, write_json, write_lines
 from .options import ConnectionOptions, OutputOptions, WriteOptions
 from .text import github_data, github_property, needs_escape, shown
 
@@ -163,7 +163,7 @@ class Run:
             indent = 2 if self.out_stream.isatty() else None
             write_json(self.out_stream, data, indent)
         elif fmt == "yaml":
-            self.out_stream.write(to_yaml(data))
+            write_lines(self.out_stream, yaml_chunks(data))
         elif fmt == "markdown":
             raise UsageError("-o markdown is available for diff, upsert, activate and deactivate")
         else:
@@ -366,6 +366,13 @@ def github_annotation(level: str, problem: str) -> str | None:
 
 def to_yaml(data: Any) -> str:
     """YAML of `data`; strings with control characters are double-quoted, so they show as escapes."""
+    return "".join(yaml_chunks(data))
+
+
+def yaml_chunks(data: Any) -> Iterator[str]:
+    """The YAML of `data` in pieces, as jsonout.json_chunks: a mapping that holds `Rows` member by
+    member, the rows one at a time. The text is one yaml.dump's: the rows share no objects (no
+    anchors), and a sequence under a top-level key is written as a top-level one is."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
@@ -376,9 +383,25 @@ def to_yaml(data: Any) -> str:
 
     Dumper.add_representer(str, text)
     Dumper.add_representer(Rows, lambda dumper, rows: dumper.represent_list(list(rows)))
-    return yaml.dump(
-        data, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000
-    )
+
+    def dump(value: Any) -> str:
+        return yaml.dump(
+            value, Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1_000_000
+        )
+
+    if not (isinstance(data, dict) and any(isinstance(v, Rows) for v in data.values())):
+        yield dump(data)
+        return
+    for key, value in data.items():
+        if not isinstance(value, Rows):
+            yield dump({key: value})
+            continue
+        first = True
+        for element in value:  # `key:` comes with the first row
+            yield dump({key: [element]} if first else [element])
+            first = False
+        if first:
+            yield dump({key: []})
 
 
 SANDBOX_URL = "http://sandbox.invalid"  # the in-process sandbox's stand-in URL (and its token-cache host)
