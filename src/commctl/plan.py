@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -42,32 +41,45 @@ def run_all(
     tick: Tick = _no_tick,
     stop: threading.Event | None = None,
 ) -> list[R | None]:
-    """Map fn over args with a bounded pool of threads, keeping order; `tick` after each one is done.
+    """Map fn over args with `concurrency` threads, keeping order; `tick` after each one is done.
 
     Once `stop` is set (a signal), nothing new starts: what is in flight finishes and every item not
     started gives None. fn handles the errors of one item itself; anything it raises (an auth failure,
     a bug) stops the batch the same way, and is raised here once the calls in flight have finished.
+    Each thread takes the next argument when it is free: no future is made per argument (an executor's
+    map makes them all at once, 20 MiB for the 12,500 targets of 50,000 communications).
     """
     stop = stop or threading.Event()
     fatal: list[BaseException] = []
-
-    def guarded(a: T) -> R | None:
-        if stop.is_set() or fatal:
-            return None
-        try:
-            return fn(a)
-        except Exception as e:
-            fatal.append(e)
-            return None
-        finally:
-            tick()
-
     args = list(args)
-    if concurrency <= 1 or len(args) <= 1:
-        results = [guarded(a) for a in args]
+    results: list[R | None] = [None] * len(args)
+    todo = iter(range(len(args)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                n = next(todo, None)
+            if n is None:
+                return
+            if stop.is_set() or fatal:
+                tick()
+                continue
+            try:
+                results[n] = fn(args[n])
+            except BaseException as e:
+                fatal.append(e)
+            finally:
+                tick()
+
+    threads = [threading.Thread(target=work) for _ in range(min(concurrency, len(args)))]
+    if len(threads) <= 1:
+        work()
     else:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(args))) as pool:
-            results = list(pool.map(guarded, args))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if fatal:
         raise fatal[0]
     return results
