@@ -277,6 +277,7 @@ def test_config_file_problems(tmp_path: Path) -> None:
         ("host: [\n", "c.yaml:2:1: invalid YAML"),
         ("host: eu\ntimeout: 5\nhost: us\n", "c.yaml:3:1: invalid YAML: key 'host' is given twice"),
         ("profiles:\n  eu: {host: eu, host: us}\n", "c.yaml:2:18: invalid YAML: key 'host' is given twice"),
+        ("profiles:\n  1: {host: eu}\n  true: {host: us}\n", "profile name 1 must be text"),  # two keys
     ]:
         with pytest.raises(ConfigError, match=re.escape(says)):
             resolve(Conn(config=str(write(tmp_path / "c.yaml", text))), {})
@@ -507,3 +508,15 @@ YAML_VALUES = st.one_of(
 def test_any_config_value_is_accepted_or_exit_4(cli: Cli, tmp_path: Path, key: str, value: Any) -> None:
     config = write(tmp_path / "prop.yaml", yaml.safe_dump({"profiles": {"p": {key: value}}, "default_profile": "p"}))
     assert_clean(cli("config", "show", "-o", "json", env={"COMMCTL_CONFIG": str(config)}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "profiles:\n  base: &base\n    host: eu\n    retries: 2\n  eu:\n    <<: *base\n    retries: 5\n",
+        "profiles:\n  a: &a {host: eu}\n  b: &b {retries: 4}\n  eu:\n    <<: [*a, *b]\n    retries: 5\n",
+    ],
+)
+def test_merge_keys_in_the_config_file_load_and_may_be_overridden(tmp_path: Path, text: str) -> None:
+    s = resolve(Conn(config=str(write(tmp_path / "c.yaml", text)), profile="eu"), {})
+    assert (s.host, s.get("retries")) == ("eu", 5)

@@ -460,16 +460,18 @@ def _parse_config(raw: bytes, path: Path) -> dict[str, Any]:
     class Loader(yaml.SafeLoader):  # pure Python: its messages are the clearer ones
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             """A key given twice is refused (PyYAML keeps the last silently: `host:` twice is a mistake)."""
-            seen: set[Any] = set()
+            seen: set[tuple[type, Any]] = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base`: merged keys may be overridden, that is what merging is for
                 key = self.construct_object(key_node, deep=deep)
                 if not isinstance(key, str | int | float | bool):
                     continue  # unhashable: PyYAML's own message follows
-                if key in seen:
+                if (type(key), key) in seen:  # with its type: `1` and `true` are two keys
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {_shown(key)} is given twice", key_node.start_mark
                     )
-                seen.add(key)
+                seen.add((type(key), key))
             return super().construct_mapping(node, deep)
 
     try:
