@@ -226,3 +226,24 @@ def test_a_wait_longer_than_any_retry_budget_is_not_waited_for() -> None:
     lim.release(lim.acquire(), 429, retry_after=3600.0)  # fails fast (reported), rather than a run stuck for an hour
     assert sum(clock.slept) < 1.0
     assert lim.rate is None and lim.window == 8
+
+
+def test_a_stop_ends_the_wait_for_a_slot_and_nothing_is_sent() -> None:
+    """After SIGINT/SIGTERM no new request starts (SPEC 8.3), even one already waiting for its slot."""
+    import time
+
+    from commctl.errors import StoppedError
+
+    stop = threading.Event()
+    limiter = Limiter(0.2, 2, stop=stop)  # one request every 5 s
+    limiter.release(limiter.acquire(), 200)  # the first slot is now; the next one 5 s away
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(StoppedError):
+        limiter.acquire()
+    assert time.monotonic() - started < 2 and limiter.in_flight == 0
+    with pytest.raises(StoppedError):  # a full window does not wait for a release either
+        full = Limiter(None, 1, stop=threading.Event())
+        full.acquire()
+        full.stop.set()
+        full.acquire()

@@ -586,7 +586,7 @@ class Client:
         """One attempt through the run's rate limiter, which learns from every answer (SPEC section 9)."""
         if self.limiter is None:
             return self._send(method, path, content, body, headers)
-        ticket = self.limiter.acquire()
+        ticket = self.limiter.acquire()  # StoppedError: not sent
         status: int | None = None
         retry_after: float | None = None
         try:

@@ -90,6 +90,13 @@ class UnavailableError(ApiError):
     kind = "unavailable"
 
 
+class StoppedError(UnavailableError):
+    """A request not sent (or not tried again) because the run was stopped by SIGINT/SIGTERM.
+
+    Not an answer of the API: an item whose write it kept from being sent is `skipped`, not `failed`.
+    """
+
+
 def clipped(text: str, limit: int = 60) -> str:
     """A name taken from the input (a key can be 100 KB long), short enough for one line of a message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -61,13 +61,12 @@ def values(communication: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Journal:
-    """Appends lines to `<dir>/<run id>.jsonl` (mode 0600); `record` returns once they are on disk.
+    """Appends lines to `<dir>/<run id>.jsonl` (mode 0600); `intend` returns once its lines are on disk.
 
-    Workers that record at the same time share one fdatasync (group commit), so a journal costs
-    about one disk flush per round of concurrent writes, not one per target. Only what a write is about
-    to do must be on disk before it is sent (SPEC 8.1); the outcome lines are written at once (a crash
-    of commctl keeps them: they are in the kernel) and reach the disk with the next intent's sync or at
-    `close`, which halves the syncs of a bulk run (the bulk benchmark's largest cost on a real disk).
+    Only what a write is about to do must be on disk before it is sent (SPEC 8.1): `intend` syncs
+    (plan.apply journals the intents of several targets at a time, so one flush covers them; workers
+    that sync at the same time share one fdatasync). The outcome lines are written at once (a crash of
+    commctl keeps them: they are in the kernel) and reach the disk with the next sync or at `close`.
     """
 
     def __init__(self, run: RunInfo, directory: Path) -> None:

@@ -27,6 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .errors import StoppedError
+
 RETRY_AFTER_DEFAULT = 1.0  # seconds, when a 429 does not say
 MARGIN = 0.95  # after the first 429, run a little under the rate the server was seen to accept
 CUT = 0.93  # after a later one, a little slower than the rate that was refused
@@ -49,7 +51,8 @@ class Limiter:
         concurrency: int = 8,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a positive number of requests per second, not {rate!r}")
@@ -58,7 +61,9 @@ class Limiter:
         self.max_window = max(1, concurrency)
         self.window = float(self.max_window)  # requests allowed in flight
         self.in_flight = 0
-        self.clock, self.sleep = clock, sleep
+        # Once `stop` is set (a signal), a request still waiting for its slot is not sent (StoppedError).
+        self.stop = stop or threading.Event()
+        self.clock, self.sleep = clock, sleep or self.stop.wait
         self._cond = threading.Condition()
         self._next = -math.inf  # the earliest time the next request may start (virtual scheduling)
         self._paused_until = -math.inf
@@ -71,10 +76,15 @@ class Limiter:
         self.slowdowns = 0
 
     def acquire(self) -> float:
-        """Wait for a place in the window and for the next slot of the rate; return the start time (ticket)."""
+        """Wait for a place in the window and for the next slot of the rate; return the start time (ticket).
+
+        StoppedError when the run was stopped meanwhile: the request must not be sent (and needs no release).
+        """
         with self._cond:
             while self.in_flight >= max(1, int(self.window)):
-                self._cond.wait()
+                if self.stop.is_set():
+                    raise StoppedError("not sent: the run was stopped")
+                self._cond.wait(0.1)  # woken by a release; the timeout notices a stop
             self.in_flight += 1
             now = self.clock()
             if self._started is None:
@@ -82,6 +92,11 @@ class Limiter:
             at, slowdowns = self._slot(now), self.slowdowns
         while at > now:
             self.sleep(at - now)
+            if self.stop.is_set():
+                with self._cond:
+                    self.in_flight -= 1
+                    self._cond.notify_all()
+                raise StoppedError("not sent: the run was stopped")
             now = self.clock()
             with self._cond:
                 if self.slowdowns != slowdowns:  # slowed down meanwhile: take a slot of the new schedule

@@ -399,8 +399,12 @@ def history_table(entries: list[dict[str, Any]]) -> Grid:
 def _entry(e: dict[str, Any]) -> Row:
     before, after = e.get("before") or {}, e.get("after") or {}
     changed = [f for f in VALUE_FIELDS if f in after and before.get(f) != after.get(f)]
+    action = e.get("action")
+    if action in ("create", "update"):  # an intent with no outcome line: the process died around its write
+        action = f"{action} (no outcome)"
     return row(
-        *(e.get(k) for k in ("run", "at", "targetGroupId", "targetId", "communicationType", "channelId", "action")),
+        *(e.get(k) for k in ("run", "at", "targetGroupId", "targetId", "communicationType", "channelId")),
+        action,
         "new" if not before and after else ", ".join(changed),
     )
 

@@ -501,6 +501,6 @@ def make_client(
         log=log,
         backoff=backoff,
         max_connections=max(concurrency, 1),
-        limiter=Limiter(get("rate"), max(concurrency, 1)),  # every request of the run, reads and writes
+        limiter=Limiter(get("rate"), max(concurrency, 1), stop=stop),  # every request of the run, reads and writes
         stop=stop,
     )

@@ -87,7 +87,7 @@ def apply_desired(run: Run, desired: list[Desired], command: str, diff: bool = F
         try:
             names = planner.resolve_channels(desired, channels)
         except ApiError as e:
-            return finish(run, planner.failed_items(desired, e), {}, command, diff=diff)
+            return finish(run, planner.failed_items(desired, e, stop), {}, command, diff=diff)
         run.warnings(check(desired, names), run.write.strict)
         items = planner.plan(desired, live, create=create)
         return send(run, items, names, command, stop, dry_run=diff or run.write.dry_run, diff=diff)
