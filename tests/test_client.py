@@ -544,3 +544,14 @@ def test_odd_retry_after_values_fall_back_to_backoff(value: str) -> None:
     )
     client.channels()
     assert len(waits) == 1 and 0 <= waits[0] <= 0.1
+
+
+def test_header_names_go_out_as_httpx_would_send_them() -> None:
+    names: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        names.extend(k for k, _ in request.headers.raw)
+        return ok([])
+
+    make(handler).channels()
+    assert {b"User-Agent", b"Accept", b"Accept-Encoding", b"Authorization"} <= set(names)

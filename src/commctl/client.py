@@ -467,7 +467,8 @@ class Client:
         # build_request parses each URL twice: together about a quarter of a request's CPU (SPEC 9).
         self._transport = self.http._transport_for_url(self.http.base_url)
         self._prefix = str(self.http.base_url).rstrip("/")
-        self._headers = dict(self.http.headers)
+        # Names as given (User-Agent, not user-agent), as httpx.Client would send them.
+        self._headers = [(k.decode("ascii"), v.decode("ascii")) for k, v in self.http.headers.raw]
         self._extensions = {"timeout": self.http.timeout.as_dict()}
 
     def close(self) -> None:
@@ -601,7 +602,7 @@ class Client:
     def _send(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
         """One attempt, bounded by the deadline from connect to the last byte of the decoded body."""
         request = httpx.Request(
-            method, self._prefix + path, headers={**self._headers, **headers}, content=content, extensions=self._extensions
+            method, self._prefix + path, headers=[*self._headers, *headers.items()], content=content, extensions=self._extensions
         )
         if self.log:
             self._log_request(request, body)
