@@ -564,10 +564,23 @@ def test_a_write_waiting_for_its_rate_slot_at_the_stop_is_not_sent() -> None:
         Item(9000, t, "START", 2, action=Action.CREATE, desired={**CREATE_DEFAULTS, "messageTemplate": "hi"})
         for t in (1, 2)
     ]
+    class Recorder:
+        def __init__(self) -> None:
+            self.lines: list[tuple[int, str]] = []
+
+        def intend(self, intents: Any) -> None:
+            self.lines += [(i.target, "create" if i.live is None else "update") for i, _ in intents]
+
+        def outcome(self, outcomes: Any) -> None:
+            self.lines += [(i.target, i.action.value) for i in outcomes]
+
+    journal = Recorder()
     started = time.monotonic()
-    plan.apply(client, items, concurrency=2)  # both workers start before the stop; one waits for a slot
+    plan.apply(client, items, concurrency=2, journal=journal)  # both start before the stop; one waits for a slot
     assert time.monotonic() - started < 3
     assert len(posts) == 1 and sorted(i.action.value for i in items) == ["created", "skipped"]
+    sent = int(posts[0].split("/")[5])
+    assert sorted(journal.lines) == sorted([(1, "create"), (2, "create"), (sent, "created"), (3 - sent, "skipped")])
 
 
 def test_history_marks_an_intent_with_no_outcome(cli: Cli, tmp_path: Path) -> None:

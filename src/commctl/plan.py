@@ -416,8 +416,8 @@ def apply(
                 reply = by_key.get(i.key)
                 i.result = reply.api_dict() if reply else i.wire()
         finally:
-            if journal:
-                journal.outcome(batch)
+            if journal:  # an outcome for each item that has one; the rest end `skipped` below
+                journal.outcome(i for i in batch if not i.action.planned)
 
     try:
         with (progress or no_progress)("sending", len(batches)) as tick:
