@@ -115,7 +115,6 @@ for t in $(seq 1 "$2"); do
 done
 """.replace("%d", str(GROUP))
 
-# The floor of a live command: the libraries commctl is built on, doing the same GET and nothing else.
 # The floors: the least the design's libraries (SPEC: typer parses, httpx sends, PyYAML reads,
 # pydantic checks) cost for the same job, in a bare script with one tiny model.
 LIVE_FLOOR = (
@@ -153,11 +152,25 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 class Report:
     def __init__(self) -> None:
         self.missed: list[str] = []
+        self.floored: list[str] = []  # missed, and the bare libraries alone already miss it too
 
     def target(self, what: str, figure: str, ok: bool, goal: str) -> None:
         print(f"  {what}: {figure}  (target {goal}) -> {'met' if ok else 'NOT met'}", flush=True)
         if not ok:
             self.missed.append(what)
+
+    def floor_over_target(self, *whats: str) -> None:
+        """These targets cannot be met here: the floor printed under them is over the target."""
+        self.floored += [w for w in whats if w in self.missed]
+
+    def summary(self) -> str:
+        rest = [w for w in self.missed if w not in self.floored]
+        if not self.missed:
+            return "all targets met"
+        out = f"NOT met: {'; '.join(rest)}" if rest else "every target met"
+        if self.floored:
+            out += f"{'' if rest else ','} except where the floor itself is over the target: {'; '.join(self.floored)}"
+        return out
 
     def note(self, text: str) -> None:
         print(f"    {text}", flush=True)
@@ -248,7 +261,10 @@ def startup(report: Report, work: Path, runs: int) -> None:
         report.note(
             f"floor: a bare script importing typer, yaml and pydantic and checking the YAML samples "
             f"with one model: {ratio(floor)}; commctl adds {(validate - floor) * 1000:.0f} ms"
+            + ("" if floor <= 10 * base else " -- the floor is over the target before commctl does anything")
         )
+        if floor > 10 * base:
+            report.floor_over_target("validate sample-configs/")
 
     sandbox = start_sandbox(work / "startup.db")
     try:
@@ -270,8 +286,11 @@ def startup(report: Report, work: Path, runs: int) -> None:
         )
     finally:
         stop_sandbox(sandbox)
-    for what, t in (("show -g 4100 -t 5200 (live, loopback)", show), ("one-item upsert (live, loopback)", upsert)):
+    live_cases = (("show -g 4100 -t 5200 (live, loopback)", show), ("one-item upsert (live, loopback)", upsert))
+    for what, t in live_cases:
         report.target(what, ratio(t), t <= 10 * base, "<= 10x")
+    if floor > 10 * base:
+        report.floor_over_target(*(what for what, _ in live_cases))
     report.note(
         f"floor: a bare script importing typer, httpx and pydantic, sending the one GET and checking the reply "
         f"with one model: {ratio(floor)}; commctl adds {(show - floor) * 1000:.0f} ms (show), "
@@ -599,7 +618,7 @@ def main() -> None:
         if "scale" in sections:
             (work / "scale").mkdir()
             scale(report, work / "scale", [int(n) for n in args.scale_sizes.split(",")])
-    print("all targets met" if not report.missed else f"NOT met: {'; '.join(report.missed)}")
+    print(report.summary())
 
 
 if __name__ == "__main__":
