@@ -167,10 +167,10 @@ class Report:
         rest = [w for w in self.missed if w not in self.floored]
         if not self.missed:
             return "all targets met"
-        out = f"NOT met: {'; '.join(rest)}" if rest else "every target met"
-        if self.floored:
-            out += f"{'' if rest else ','} except where the floor itself is over the target: {'; '.join(self.floored)}"
-        return out
+        floored = f"where the floor itself is over the target: {'; '.join(self.floored)}" if self.floored else ""
+        if not rest:
+            return f"every target met, except {floored}"
+        return f"NOT met: {'; '.join(rest)}" + (f". Also not met, {floored}" if floored else "")
 
     def note(self, text: str) -> None:
         print(f"    {text}", flush=True)
