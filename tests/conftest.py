@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import typer.main
+import typer.testing
 from typer.testing import CliRunner
 
 from commctl.cli import app
@@ -53,6 +56,14 @@ class Outcome:
 
 
 Cli = Callable[..., Outcome]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def command_built_once() -> Iterator[None]:
+    """typer.testing turns the Typer app into a command on every invoke, 4/5 of an in-process run: once is enough."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", functools.cache(typer.main.get_command))
+        yield
 
 
 @pytest.fixture

@@ -521,42 +521,29 @@ def assert_handled(cli: Cli, path: Path) -> None:
         assert all(line.startswith(("error: ", "hint: ", "... and ")) for line in out.stderr.splitlines()), out
 
 
-@pytest.fixture
-def quick_cli(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """The same runner, with the Typer app turned into a command once instead of on every call (4/5 of its time)."""
-    import typer.main
-    import typer.testing
-
-    from commctl.cli import app
-
-    command = typer.main.get_command(app)
-    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: command)
-    return cli
-
-
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
 @given(raw=st.binary(max_size=300), name=st.sampled_from(["f.yaml", "f.json"]))
-def test_random_bytes(quick_cli: Cli, tmp_path: Path, raw: bytes, name: str) -> None:
+def test_random_bytes(cli: Cli, tmp_path: Path, raw: bytes, name: str) -> None:
     (tmp_path / name).write_bytes(raw)
-    assert_handled(quick_cli, tmp_path / name)
+    assert_handled(cli, tmp_path / name)
 
 
 @FUZZ
 @given(text=YAMLISH)
-def test_random_yaml_syntax(quick_cli: Cli, tmp_path: Path, text: str) -> None:
-    assert_handled(quick_cli, write(tmp_path / "f.yaml", text))
+def test_random_yaml_syntax(cli: Cli, tmp_path: Path, text: str) -> None:
+    assert_handled(cli, write(tmp_path / "f.yaml", text))
 
 
 @FUZZ
 @given(data=DATA, as_json=st.booleans())
-def test_random_documents(quick_cli: Cli, tmp_path: Path, data: object, as_json: bool) -> None:
+def test_random_documents(cli: Cli, tmp_path: Path, data: object, as_json: bool) -> None:
     import yaml
 
     text = json.dumps(data) if as_json else yaml.safe_dump(data, allow_unicode=True)
-    assert_handled(quick_cli, write(tmp_path / ("f.json" if as_json else "f.yaml"), text))
+    assert_handled(cli, write(tmp_path / ("f.json" if as_json else "f.yaml"), text))
 
 
 def test_a_huge_key_is_named_shortly(cli: Cli, tmp_path: Path) -> None:
