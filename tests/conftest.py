@@ -20,7 +20,8 @@ import typer.testing
 from typer.testing import CliRunner
 
 from commctl.cli import app
-from commctl.sandbox.app import Faults
+from commctl.sandbox.app import Faults, SandboxApp, open_store
+from commctl.sandbox.store import Store
 
 from .hostile import hostile  # noqa: F401  (the hostile-server fixture, for every test module)
 
@@ -95,13 +96,30 @@ class Sandbox:
         return {"COMMCTL_HOST": self.url, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"}
 
 
-def serve_in_thread(db: Path, seed: Path | None = None, faults: Faults | None = None) -> Sandbox:
-    """The sandbox over real loopback HTTP, served by the project's own server from a thread of this process."""
-    from commctl.sandbox.app import SandboxApp, open_store
+class SlowOnly(SandboxApp):
+    """The sandbox with its injected latency on the requests `slow(method, path)` picks; the rest answer at once."""
+
+    def __init__(self, store: Store, faults: Faults | None, slow: Callable[[str, str], bool]) -> None:
+        super().__init__(store, faults)
+        self.slow = slow
+
+    def delay(self, environ: dict[str, Any]) -> float:
+        picked = self.slow(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        return super().delay(environ) if picked else 0.0
+
+
+def serve_in_thread(
+    db: Path, seed: Path | None = None, faults: Faults | None = None, slow: Callable[[str, str], bool] | None = None
+) -> Sandbox:
+    """The sandbox over real loopback HTTP, served by the project's own server from a thread of this process.
+
+    With `slow`, only the requests it picks wait the latency of `faults` (a test reaches the part
+    that matters without waiting on every request before it).
+    """
     from commctl.sandbox.server import Server, url_of
 
     store = open_store(db, seed)
-    server = Server(("127.0.0.1", 0), SandboxApp(store, faults))
+    server = Server(("127.0.0.1", 0), SandboxApp(store, faults) if slow is None else SlowOnly(store, faults, slow))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sandbox", daemon=True)
     thread.start()
 
@@ -149,7 +167,14 @@ def stop_sandbox(sandbox: Sandbox) -> None:
 
 
 class ServeSandbox(Protocol):
-    def __call__(self, *, seed: Path | None = None, db: Path | None = None, faults: Faults | None = None) -> Sandbox: ...
+    def __call__(
+        self,
+        *,
+        seed: Path | None = None,
+        db: Path | None = None,
+        faults: Faults | None = None,
+        slow: Callable[[str, str], bool] | None = None,
+    ) -> Sandbox: ...
 
 
 @pytest.fixture
@@ -157,8 +182,14 @@ def serve_sandbox(tmp_path: Path) -> Iterator[ServeSandbox]:
     """Serve the sandbox from a thread (optionally with a seed, a state file, faults); all stopped afterwards."""
     started: list[Sandbox] = []
 
-    def serve(*, seed: Path | None = None, db: Path | None = None, faults: Faults | None = None) -> Sandbox:
-        sandbox = serve_in_thread(db or tmp_path / f"sandbox{len(started)}.db", seed, faults)
+    def serve(
+        *,
+        seed: Path | None = None,
+        db: Path | None = None,
+        faults: Faults | None = None,
+        slow: Callable[[str, str], bool] | None = None,
+    ) -> Sandbox:
+        sandbox = serve_in_thread(db or tmp_path / f"sandbox{len(started)}.db", seed, faults, slow)
         started.append(sandbox)
         return sandbox
 

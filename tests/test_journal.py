@@ -276,8 +276,9 @@ SLOW_TARGETS = range(8001, 8061)
 
 
 def _slow_batch(tmp_path: Path, serve: ServeSandbox) -> tuple[Sandbox, Path]:
+    """Writes take 150 ms each, so a signal lands mid-batch; the reads before them answer at once."""
     seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
-    return serve(seed=seed, faults=Faults(latency_ms=150)), comms
+    return serve(seed=seed, faults=Faults(latency_ms=150), slow=lambda method, _path: method != "GET"), comms
 
 
 def _stored(db: Path) -> int:
@@ -376,7 +377,8 @@ def test_a_second_ctrl_c_quits_at_once(serve_sandbox: ServeSandbox, tmp_path: Pa
     import signal
 
     seed, comms = _group(tmp_path, 800, SLOW_TARGETS)
-    s = serve_sandbox(seed=seed, faults=Faults(latency_ms=2000))
+    # the reads of targets take 2 s each (the channel list before them answers at once)
+    s = serve_sandbox(seed=seed, faults=Faults(latency_ms=2000), slow=lambda _method, path: path.endswith("/communications"))
     env = {**os.environ, "COMMCTL_PASSWORD": "sandbox"}
     cmd = [sys.executable, "-m", "commctl", "upsert", "-f", str(comms), "--concurrency", "1", "--verbose", *s.args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
