@@ -181,7 +181,7 @@ def bomb_body(size: int) -> bytes:
     return _BOMBS[size]
 
 
-def gzip_bomb(size: int = 256 << 20) -> Mode:
+def gzip_bomb(size: int = 64 << 20) -> Mode:
     return reply(200, bomb_body(size), {"Content-Encoding": "gzip"})
 
 

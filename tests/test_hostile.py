@@ -58,14 +58,14 @@ def one_error(out: Outcome) -> str:
 def test_a_trickling_server_fails_at_the_timeout_not_per_byte(
     cli: Cli, hostile: HostileServer, headers_too: bool
 ) -> None:
-    hostile.mode = trickle(envelope([COMM]), every=0.2, headers_too=headers_too)  # about 30 s for the whole reply
+    hostile.mode = trickle(envelope([COMM]), every=0.05, headers_too=headers_too)  # about 8 s for the whole reply
     started = time.monotonic()
-    out = show(cli, hostile, "--timeout", "1", "--retries", "1")
+    out = show(cli, hostile, "--timeout", "0.4", "--retries", "1")
     elapsed = time.monotonic() - started
     assert out.code == ExitCode.UNAVAILABLE, out
-    assert "timed out (no complete answer within 1s)" in one_error(out)
+    assert "timed out (no complete answer within 0.4s)" in one_error(out)
     assert len(hostile.requests) == 2  # one try and one retry, each cut at its deadline
-    assert elapsed < 2 * 1 + 1.5, elapsed
+    assert elapsed < 2 * 0.4 + 1.5, elapsed
 
 
 def test_a_slow_but_complete_reply_within_the_timeout_is_fine(cli: Cli, hostile: HostileServer) -> None:
@@ -378,8 +378,8 @@ def test_proxies_from_the_environment_are_used_and_bounded_too(
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", hostile.url)  # the hostile server plays a corporate proxy
-    hostile.mode = trickle(envelope([]), every=0.2) if slow else reply(200, envelope([{"id": 1, "name": "SMS"}]))
-    with Client("http://api.example.invalid", BasicAuth("u", "pw-1"), timeout=1, retries=0) as client:
+    hostile.mode = trickle(envelope([]), every=0.05) if slow else reply(200, envelope([{"id": 1, "name": "SMS"}]))
+    with Client("http://api.example.invalid", BasicAuth("u", "pw-1"), timeout=0.3, retries=0) as client:
         if slow:
             with pytest.raises(UnavailableError, match="timed out"):
                 client.channels()
