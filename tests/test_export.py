@@ -32,7 +32,7 @@ def round_trip(tmp_path: Path, comms: list[Communication]) -> list[dict[str, obj
     return [d.fields for d in load([str(path)])]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sender=TEXT, subject=TEXT, message=TEXT)
 def test_any_text_reads_back_exactly(tmp_path: Path, sender: str, subject: str, message: str) -> None:
     comm = Communication(

@@ -85,7 +85,7 @@ def encode(body: bytes, encoding: str, compress: bool) -> bytes:
     return body
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     status=statuses,
     body=bodies,

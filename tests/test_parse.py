@@ -37,7 +37,7 @@ def walk(data: Any, path: tuple[str | int, ...] = ()) -> Any:
             yield from walk(v, (*path, i))
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(data=JSON, indent=st.sampled_from([None, 0, 1, 4]), ascii_only=st.booleans())
 def test_json_places_point_at_each_value_and_key(data: Any, indent: int | None, ascii_only: bool) -> None:
     text = json.dumps(data, indent=indent, ensure_ascii=ascii_only)

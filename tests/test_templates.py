@@ -33,13 +33,13 @@ def sms_by_hand(text: str) -> tuple[int, int, str]:
     return len(text.encode("utf-16-le")) // 2, UCS2_LIMIT, "UCS-2"
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.text(alphabet="{}a ", max_size=30))
 def test_braces_agree_with_the_definition(text: str) -> None:
     assert unbalanced_braces(text) == braces_by_hand(text)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(st.text(alphabet=st.sampled_from([*"aZ1 {}^\\[~]|€\f\n\r\x1b-é", "😀", "ü", "\u0416"]), max_size=30))
 def test_sms_length_agrees_with_the_definition(text: str) -> None:
     assert sms_length(text) == sms_by_hand(text)
