@@ -75,7 +75,9 @@ def test_rate_limit_is_survived_by_honouring_retry_after(
 ) -> None:
     seed, comms = many
     db = tmp_path / "limited.db"
-    s = serve_sandbox(seed=seed, faults=Faults(rate_limit=15, rate_window=1), db=db)
+    # 41 requests (the channel list, 20 reads, 20 upserts) against 25 a second: the first second's
+    # burst meets 429s, the rest waits for Retry-After (about 2 s in all)
+    s = serve_sandbox(seed=seed, faults=Faults(rate_limit=25, rate_window=1), db=db)
     out = cli(
         "upsert",
         "-f",
