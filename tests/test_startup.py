@@ -124,8 +124,9 @@ class Probe:
         self.server.stdout.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def probe() -> Iterator[Probe]:
+    """One fork server per test process (xdist may interleave these tests with others)."""
     p = Probe()
     yield p
     p.close()
@@ -254,6 +255,7 @@ def live_cases(comms: Path) -> list[tuple[list[str], set[str]]]:
     ]
 
 
+@pytest.mark.slow
 def test_live_commands_load_only_what_they_use(probe: Probe, sandbox: Sandbox, tmp_path: Path) -> None:
     comms = tmp_path / "comms.yaml"
     comms.write_text(
