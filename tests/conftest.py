@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,23 @@ from .hostile import hostile  # noqa: F401  (the hostile-server fixture, for eve
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-configs"
+
+
+@pytest.hookimpl(optionalhook=True, wrapper=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """`-n auto` (pyproject's addopts) is a worker per core plus one.
+
+    About a third of the suite's time is spent waiting (rate limits, token lifetimes, injected
+    latency, subprocesses): one more worker than cores keeps the cores busy meanwhile.
+    PYTEST_XDIST_AUTO_NUM_WORKERS, when set, is taken as it is.
+    """
+    cores = yield
+    return cores if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else cores + 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (otherwise in file order): workers then end together instead of one finishing a long test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -163,6 +163,7 @@ def test_hook_passes_the_samples(shim: Path) -> None:
     assert "9 communications in 3 file(s)" in out.stderr + out.stdout
 
 
+@pytest.mark.slow
 def test_hook_fails_a_broken_file_and_a_warning(shim: Path, tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.yaml", "targetGroupId: 4100\ntargets:\n  - targetId: 5200\n    comunications: []\n")
     out = run_hook(shim, [str(bad)])
@@ -265,6 +266,7 @@ def run_action(runner: Path, shim: Path) -> Any:
     return run
 
 
+@pytest.mark.slow
 def test_action_applies_and_writes_the_job_summary(run_action: Any, runner: Path) -> None:
     code, log, outputs = run_action(command="upsert", args="-f sample-configs/ --host sandbox", summary="true")
     assert code == 0, log
@@ -280,6 +282,7 @@ def test_action_applies_and_writes_the_job_summary(run_action: Any, runner: Path
     assert (runner / "summary.md").read_text() == summary  # summary: false appends nothing
 
 
+@pytest.mark.slow
 def test_action_exit_codes_pass_through_unless_allowed(run_action: Any) -> None:
     code, log, outputs = run_action(command="diff", args="-f sample-configs/ --host sandbox -o json")
     assert code == 7, log  # an empty sandbox differs from the files

@@ -311,6 +311,7 @@ def test_tags_and_numbers_outside_the_core_schema(cli: Cli, tmp_path: Path, writ
 # ---- expanded size and depth, not node count ----
 
 
+@pytest.mark.slow
 def test_a_plain_file_of_13000_communications_loads(tmp_path: Path) -> None:
     types = ("START", "FINISH", "CHANGE", "REMINDER")
     lines = ["targetGroupId: 4100", "defaults: {channelId: 2, sender: loyalty@brand.example}", "targets:"]

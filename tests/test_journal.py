@@ -286,6 +286,7 @@ def _stored(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM communications WHERE group_id = 800").fetchone()[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_mid_batch_stops_new_writes_and_reports_everything(
     serve_sandbox: ServeSandbox, tmp_path: Path, sig: str, code: int

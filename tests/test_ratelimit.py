@@ -175,6 +175,7 @@ def test_a_rate_in_a_config_file_that_is_a_boolean_is_exit_4(cli: Cli, tmp_path:
 TARGETS, LIMIT = 150, 75  # 301 requests against 75 per second: about four seconds
 
 
+@pytest.mark.slow
 def test_a_bulk_run_against_a_per_second_limit_gets_few_429s_and_completes(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text(
