@@ -32,7 +32,7 @@ def dumped(data: Any, indent: int | None) -> str:
     return json_safe(json.dumps(data, ensure_ascii=False, indent=indent))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     before=JSON,
     rows=st.lists(JSON, max_size=5),
@@ -57,7 +57,7 @@ def test_streamed_json_is_byte_for_byte_json_dumps(
     assert "".join(json_chunks(nested, indent)) == dumped([whole], indent)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(before=JSON, rows=st.lists(JSON, max_size=5), after=st.dictionaries(TEXT, JSON, max_size=3))
 def test_streamed_yaml_is_byte_for_byte_one_yaml_dump(before: Any, rows: list[Any], after: dict[str, Any]) -> None:
     streamed = {"before": before, "results": Rows(range(len(rows)), rows.__getitem__), **after}
@@ -120,6 +120,7 @@ def communications(directory: Path, total: int, files: int = 10) -> Path:
     return directory
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output", ["json", "table"])
 def test_diff_holds_under_a_kilobyte_per_communication(
     output: str, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
