@@ -310,6 +310,7 @@ def test_action_inputs_are_split_like_a_shell_but_never_run(run_action: Any, run
     assert code == 2 and "command input is empty" in log, log
 
 
+@pytest.mark.slow
 @needs_index
 def test_action_install_step_installs_this_checkout(runner: Path, tmp_path: Path) -> None:
     doc = action()
@@ -402,6 +403,7 @@ def test_dockerfile_copies_files_that_exist_and_are_sent_to_the_build() -> None:
     assert not dockerignored("src/commctl/cli.py")
 
 
+@pytest.mark.slow
 @needs_index
 def test_dockerfile_build_stage_makes_a_wheel_from_what_it_copies(tmp_path: Path) -> None:
     context = tmp_path / "context"
