@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
-from tests.conftest import start_sandbox, stop_sandbox  # noqa: E402
+from tests.conftest import communications, start_sandbox, stop_sandbox  # noqa: E402
 
 PY = sys.executable
 ENTRY = "import sys; from commctl.__main__ import main; sys.exit(main())"  # what the console script runs
@@ -307,14 +307,19 @@ def startup(report: Report, work: Path, runs: int) -> None:
 # ---- bulk ----
 
 
-def write_bulk_inputs(work: Path, n: int) -> tuple[Path, Path]:
-    seed = work / f"seed-{n}.yaml"
-    seed.write_text(
+def write_seed(path: Path, targets: int) -> Path:
+    """A sandbox seed: two channels, group GROUP with targets 1..`targets`, the sandbox's credentials."""
+    path.write_text(
         "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
         f"targetGroups:\n- id: {GROUP}\n  targets:\n"
-        + "".join(f"  - {{id: {t}}}\n" for t in range(1, n + 1))
+        + "".join(f"  - {{id: {t}}}\n" for t in range(1, targets + 1))
         + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n"
     )
+    return path
+
+
+def write_bulk_inputs(work: Path, n: int) -> tuple[Path, Path]:
+    seed = write_seed(work / f"seed-{n}.yaml", n)
     comms = work / f"comms-{n}.yaml"
     comms.write_text(
         f"targetGroupId: {GROUP}\ntargets:\n"
@@ -406,24 +411,6 @@ def bulk(report: Report, work: Path, n: int, workers: int, runs: int, curl_runs:
 # ---- memory ----
 
 
-def write_memory_inputs(directory: Path, total: int, files: int = 10) -> int:
-    """`total` communications in `files` files, four per target; returns the number of targets."""
-    directory.mkdir(parents=True, exist_ok=True)
-    targets = total // len(TYPES)
-    per_file = targets // files
-    for f in range(files):
-        lines = [f"targetGroupId: {GROUP}", "defaults: {channelId: 2, sender: loyalty@brand.example}", "targets:"]
-        for t in range(f * per_file + 1, (f + 1) * per_file + 1):
-            lines.append(f"- targetId: {t}\n  communications:")
-            lines += [
-                f"  - {{communicationType: {c}, subjectTemplate: 'Target {t} {c.lower()}', "
-                f"messageTemplate: 'Hello {{{{name}}}}, target {t} is {c.lower()}', offsetDays: {i}}}"
-                for i, c in enumerate(TYPES, start=1)
-            ]
-        (directory / f"comms-{f:02d}.yaml").write_text("\n".join(lines) + "\n")
-    return targets
-
-
 def peak_rss(cmd: list[str], env: dict[str, str]) -> int:
     out = subprocess.run([PY, "-c", MEASURE, *cmd], capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -436,14 +423,9 @@ def memory(report: Report, work: Path, scale: float, workers: int) -> None:
     for command, total, limit in (("upsert --dry-run", 20_000, 100), ("diff", 50_000, 150)):
         total = int(total * scale)
         directory = work / f"memory-{total}"
-        targets = write_memory_inputs(directory, total)
-        seed = work / f"memory-seed-{targets}.yaml"
-        seed.write_text(
-            "channels: [{id: 1, name: SMS}, {id: 2, name: EMAIL}]\n"
-            f"targetGroups:\n- id: {GROUP}\n  targets:\n"
-            + "".join(f"  - {{id: {t}}}\n" for t in range(1, targets + 1))
-            + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n"
-        )
+        communications(directory, total)  # the shape tests/test_memory.py traces
+        targets = total // len(TYPES)
+        seed = write_seed(work / f"memory-seed-{targets}.yaml", targets)
         sandbox = start_sandbox(work / f"memory-{total}.db", "--seed", str(seed))
         try:
             args = [*COMMCTL, *command.split(), "-f", str(directory), "--host", sandbox.url, "-q", "-o", "json"]

@@ -20,6 +20,7 @@ import typer.testing
 from typer.testing import CliRunner
 
 from commctl.cli import app
+from commctl.domain import COMM_TYPES
 from commctl.sandbox.app import Faults, SandboxApp, open_store
 from commctl.sandbox.store import Store
 
@@ -243,3 +244,20 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def communications(directory: Path, total: int, files: int = 10) -> Path:
+    """`total` new communications, four per target, in `files` files (group 900, targets from 1): the
+    inputs tests/test_memory.py traces and benchmarks/run.py measures."""
+    per_file = total // len(COMM_TYPES) // files
+    for f in range(files):
+        lines = ["targetGroupId: 900", "defaults: {channelId: 2, sender: loyalty@brand.example}", "targets:"]
+        for t in range(f * per_file + 1, (f + 1) * per_file + 1):
+            lines.append(f"- targetId: {t}\n  communications:")
+            lines += [
+                f"  - {{communicationType: {c}, subjectTemplate: 'Target {t} {c.lower()}', "
+                f"messageTemplate: 'Hello {{{{name}}}}, target {t} is {c.lower()}', offsetDays: {i}}}"
+                for i, c in enumerate(COMM_TYPES, start=1)
+            ]
+        write(directory / f"comms-{f:02d}.yaml", "\n".join(lines) + "\n")
+    return directory

@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commctl.domain import COMM_TYPES
 from commctl.jsonout import Rows, json_chunks, write_json, write_lines
 from commctl.runtime import to_yaml, yaml_chunks
 from commctl.text import json_safe
 
-from .conftest import Sandbox, write
+from .conftest import Sandbox, communications, write
 
 TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT
@@ -101,25 +102,6 @@ except SystemExit as e:
     code = e.code
 print("exit", code, "peak", tracemalloc.get_traced_memory()[1], file=sys.stderr)
 """
-TYPES = ("START", "FINISH", "CHANGE", "REMINDER")
-
-
-def communications(directory: Path, total: int, files: int = 10) -> Path:
-    """`total` new communications, four per target, in `files` files: the shape of benchmarks/run.py's memory inputs."""
-    per_file = total // len(TYPES) // files
-    for f in range(files):
-        lines = ["targetGroupId: 900", "defaults: {channelId: 2, sender: loyalty@brand.example}", "targets:"]
-        for t in range(f * per_file + 1, (f + 1) * per_file + 1):
-            lines.append(f"- targetId: {t}\n  communications:")
-            lines += [
-                f"  - {{communicationType: {c}, subjectTemplate: 'Target {t} {c.lower()}', "
-                f"messageTemplate: 'Hello {{{{name}}}}, target {t} is {c.lower()}', offsetDays: {i}}}"
-                for i, c in enumerate(TYPES, start=1)
-            ]
-        write(directory / f"comms-{f:02d}.yaml", "\n".join(lines) + "\n")
-    return directory
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("output", ["json", "table"])
 def test_diff_holds_under_a_kilobyte_per_communication(
@@ -134,7 +116,7 @@ def test_diff_holds_under_a_kilobyte_per_communication(
     seed = write(
         tmp_path / "seed.yaml",
         "channels: [{id: 2, name: EMAIL}]\ntargetGroups:\n- id: 900\n  targets:\n"
-        + "".join(f"  - {{id: {t}}}\n" for t in range(1, large // len(TYPES) + 1))
+        + "".join(f"  - {{id: {t}}}\n" for t in range(1, large // len(COMM_TYPES) + 1))
         + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
     )
     sandbox = sandbox_factory("--seed", str(seed))

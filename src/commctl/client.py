@@ -469,7 +469,7 @@ class Client:
         self._prefix = str(self.http.base_url).rstrip("/")
         # Names as given (User-Agent, not user-agent), as httpx.Client would send them.
         self._headers = [(k.decode("ascii"), v.decode("ascii")) for k, v in self.http.headers.raw]
-        self._extensions = {"timeout": self.http.timeout.as_dict()}
+        self._timeout = self.http.timeout.as_dict()
 
     def close(self) -> None:
         self.http.close()
@@ -602,7 +602,7 @@ class Client:
     def _send(self, method: str, path: str, content: bytes | None, body: Any, headers: dict[str, str]) -> Reply:
         """One attempt, bounded by the deadline from connect to the last byte of the decoded body."""
         request = httpx.Request(
-            method, self._prefix + path, headers=[*self._headers, *headers.items()], content=content, extensions=self._extensions
+            method, self._prefix + path, headers=[*self._headers, *headers.items()], content=content, extensions={"timeout": self._timeout}
         )
         if self.log:
             self._log_request(request, body)

@@ -6,19 +6,11 @@ import re
 from typing import Any
 
 from .domain import COMM_TYPES
-from .models import Communication
+from .models import VALUE_FIELDS, Communication
 
 _OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")
 TYPE_ORDER = {t: n for n, t in enumerate(COMM_TYPES)}
-EXPORT_FIELDS = (
-    "communicationType",
-    "channelId",
-    "sender",
-    "subjectTemplate",
-    "messageTemplate",
-    "offsetDays",
-    "active",
-)
+EXPORT_FIELDS = ("communicationType", "channelId", *VALUE_FIELDS)
 
 
 def export_doc(group: int, comms: list[Communication]) -> dict[str, Any]:

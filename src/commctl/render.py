@@ -282,22 +282,7 @@ def _channel(channel: Any, names: dict[int, str]) -> str:
     return f"{channel} {names[channel]}" if channel in names else str(channel)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-_SHOW_FIELDS = (
-    "targetGroupId",
-    "targetId",
-    "id",
-    "communicationType",
-    "channelId",
-    "sender",
-    "subjectTemplate",
-    "messageTemplate",
-    "offsetDays",
-    "active",
-)
+_SHOW_FIELDS = ("targetGroupId", "targetId", "id", "communicationType", "channelId", *VALUE_FIELDS)
 
 
 def _show_row(c: dict[str, Any], names: dict[int, str]) -> list[str]:
