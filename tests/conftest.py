@@ -42,6 +42,32 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int,
     return cores if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else cores + 1
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With xdist, rewrite the test modules' assertions once, here, and cache them for the workers.
+
+    Each worker otherwise parses and rewrites every test module itself (most of a second of CPU per
+    worker, more under coverage) wherever pytest may not write its cache (PYTHONDONTWRITEBYTECODE),
+    and every worker of a fresh clone does it anyway. Workers read a fresh cached module whether or
+    not they may write one. This uses pytest's own (private) rewriting: if it changes shape, nothing
+    is cached and each worker rewrites as before.
+    """
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        here = Path(__file__).parent
+        for source in [here / "conftest.py", *sorted(here.glob("test_*.py"))]:
+            pyc = rewrite.get_cache_dir(source) / (source.stem + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(source, pyc) is None:
+                pyc.parent.mkdir(exist_ok=True)
+                stamp, code = rewrite._rewrite_test(source, config)
+                rewrite._write_pyc(state, code, stamp, pyc)
+    except (ImportError, AttributeError, KeyError, TypeError, OSError):
+        return
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first (otherwise in file order): workers then end together instead of one finishing a long test."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
