@@ -69,8 +69,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (otherwise in file order): workers then end together instead of one finishing a long test."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first, then the rest in file order, with the tests that wait on timers spread among them.
+
+    Slow tests first: workers then end together instead of one finishing a long test alone. Waiting
+    tests (rate-limit windows, token lifetimes, timeouts) use next to no CPU: spread over the first
+    two thirds of the run, about one worker waits at a time while the others keep the cores busy.
+    """
+    waits = [item for item in items if item.get_closest_marker("waits")]
+    ordered = [item for item in items if item.get_closest_marker("slow")]
+    ordered += [item for item in items if not item.get_closest_marker("slow") and not item.get_closest_marker("waits")]
+    gap = len(ordered) * 2 // 3 // max(1, len(waits))
+    for n, item in enumerate(waits):
+        ordered.insert(n * (gap + 1), item)
+    items[:] = ordered
 
 
 @pytest.fixture(autouse=True)

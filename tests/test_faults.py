@@ -70,7 +70,7 @@ def test_faults_are_survived(
     in_sync(cli, serve_sandbox, db, comms)
 
 
-@pytest.mark.slow
+@pytest.mark.waits
 def test_rate_limit_is_survived_by_honouring_retry_after(
     cli: Cli, serve_sandbox: ServeSandbox, many: tuple[Path, Path], tmp_path: Path
 ) -> None:

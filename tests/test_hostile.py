@@ -54,7 +54,7 @@ def one_error(out: Outcome) -> str:
 # ---- time ----
 
 
-@pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "status-line-and-headers"])
 def test_a_trickling_server_fails_at_the_timeout_not_per_byte(
     cli: Cli, hostile: HostileServer, headers_too: bool

@@ -203,7 +203,7 @@ def test_rate_limit_per_minute_answers_429_with_retry_after(serve_sandbox: Serve
         assert r.json()["errors"] == [{"code": 310429, "message": "rate limit of 2 requests per minute exceeded"}]
 
 
-@pytest.mark.slow
+@pytest.mark.waits
 def test_rate_limit_per_second_recovers_after_retry_after(serve_sandbox: ServeSandbox) -> None:
     from commctl.sandbox.app import parse_rate_limit
 
@@ -237,7 +237,7 @@ def token(c: httpx.Client, key: str = "sandbox", secret: str = "sandbox") -> htt
     return c.post("/v3/oauth/token/generate", json={"key": key, "secret": secret})
 
 
-@pytest.mark.slow
+@pytest.mark.waits
 def test_tokens_expire_after_the_seeds_ttl(tmp_path: Path, serve_sandbox: ServeSandbox) -> None:
     seed = write(
         tmp_path / "seed.yaml",

@@ -186,7 +186,7 @@ def test_two_runs_make_one_token_request(cli: Cli, serve_sandbox: ServeSandbox, 
 
 # The sandbox checks a token after its latency: the latency stays below the renewal margin (a fifth of
 # the lifetime), as a real request's time in flight would, so no request is refused on the way.
-@pytest.mark.slow
+@pytest.mark.waits
 @pytest.mark.parametrize(("concurrency", "latency", "ttl", "targets"), [(1, 100, 1, 9), (4, 100, 1, 36)])
 def test_tokens_that_expire_several_times_in_one_run(
     cli: Cli, serve_sandbox: ServeSandbox, tmp_path: Path, concurrency: int, latency: int, ttl: int, targets: int
