@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -31,9 +32,14 @@ ITEM = {
 }
 
 
+# The sandbox is plain http on loopback: nothing to verify, and no certificate store to load (about
+# 20 ms for each client httpx makes).
+get = functools.partial(httpx.get, verify=False)
+post = functools.partial(httpx.post, verify=False)
+
 @pytest.fixture
 def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url, headers=AUTH) as client:
+    with httpx.Client(verify=False, base_url=sandbox.url, headers=AUTH) as client:
         yield client
 
 
@@ -99,7 +105,7 @@ def test_bad_json_is_400(http: httpx.Client) -> None:
 
 
 def test_credentials(sandbox: Sandbox) -> None:
-    with httpx.Client(base_url=sandbox.url) as anon:
+    with httpx.Client(verify=False, base_url=sandbox.url) as anon:
         assert anon.get("/v3/targetGroups/channels").status_code == 401
         bad = {"Authorization": basic_header("sandbox", "wrong")}
         assert anon.get("/v3/targetGroups/channels", headers=bad).status_code == 401
@@ -135,7 +141,7 @@ def test_concurrent_upserts_on_one_target_all_land(http: httpx.Client, sandbox: 
 
     def worker(ctype: str, channel: int) -> None:
         try:
-            with httpx.Client(base_url=sandbox.url, headers=AUTH) as c:
+            with httpx.Client(verify=False, base_url=sandbox.url, headers=AUTH) as c:
                 r = c.post(UPSERT, json=[{**ITEM, "communicationType": ctype, "channelId": channel}])
                 assert r.status_code == 200, r.text
                 with lock:
@@ -162,16 +168,16 @@ def test_state_survives_a_restart_and_reset_starts_over(tmp_path: Path, cli: Cli
     db = tmp_path / "state.db"
     s = serve_in_thread(db)
     try:
-        httpx.post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
+        post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
     finally:
         s.stop()
     s = serve_in_thread(db)  # a new store on the same file: nothing carried over in memory
     try:
-        listed = httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+        listed = get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
         assert [c["messageTemplate"] for c in listed] == ["hello"]
         out = cli("sandbox", "reset", "--db", str(db))  # another store resets the file under a running server
         assert out.code == 0, out
-        assert httpx.get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
+        assert get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
     finally:
         s.stop()
 
@@ -183,7 +189,7 @@ def test_custom_seed(tmp_path: Path, serve_sandbox: ServeSandbox) -> None:
         "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n",
     )
     s = serve_sandbox(seed=seed)
-    r = httpx.get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
+    r = get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
     assert r.json()["data"] == [{"id": 7, "name": "WHATSAPP"}]
 
 
@@ -196,7 +202,7 @@ def test_bad_seed_is_a_clear_error(tmp_path: Path, cli: Cli) -> None:
 
 def test_rate_limit_per_minute_answers_429_with_retry_after(serve_sandbox: ServeSandbox) -> None:
     s = serve_sandbox(faults=Faults(rate_limit=2))
-    with httpx.Client(base_url=s.url, headers=AUTH) as c:
+    with httpx.Client(verify=False, base_url=s.url, headers=AUTH) as c:
         assert [c.get("/v3/targetGroups/channels").status_code for _ in range(3)] == [200, 200, 429]
         r = c.get("/v3/targetGroups/channels")
         assert 55 <= int(r.headers["retry-after"]) <= 60
@@ -208,7 +214,7 @@ def test_rate_limit_per_second_recovers_after_retry_after(serve_sandbox: ServeSa
     from commctl.sandbox.app import parse_rate_limit
 
     s = serve_sandbox(faults=Faults(*(0, 0.0), *parse_rate_limit("3/s")))
-    with httpx.Client(base_url=s.url, headers=AUTH) as c:
+    with httpx.Client(verify=False, base_url=s.url, headers=AUTH) as c:
         codes = [c.get("/v3/targetGroups/channels") for _ in range(4)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429]
         assert codes[3].headers["retry-after"] == "1"
@@ -244,7 +250,7 @@ def test_tokens_expire_after_the_seeds_ttl(tmp_path: Path, serve_sandbox: ServeS
         "channels: [{id: 1, name: SMS}]\ncredentials: {oauth: [{key: k, secret: s, ttlSeconds: 1}]}\n",
     )
     s = serve_sandbox(seed=seed)
-    with httpx.Client(base_url=s.url) as c:
+    with httpx.Client(verify=False, base_url=s.url) as c:
         issued = token(c, "k", "s").json()["data"]
         born = time.monotonic()
         assert issued["ttlSeconds"] == 1
@@ -259,7 +265,7 @@ def test_tokens_expire_after_the_seeds_ttl(tmp_path: Path, serve_sandbox: ServeS
 
 def test_revoked_credentials_from_the_kth_request_on(serve_sandbox: ServeSandbox) -> None:
     s = serve_sandbox(faults=Faults(auth_fail_after=3))
-    with httpx.Client(base_url=s.url) as c:
+    with httpx.Client(verify=False, base_url=s.url) as c:
         oauth = {"X-CAP-API-OAUTH-TOKEN": token(c).json()["data"]["accessToken"]}  # the 1st credentialed request
         assert c.get("/v3/targetGroups/channels", headers=AUTH).status_code == 200  # 2nd
         revoked = [c.get("/v3/targetGroups/channels", headers=h) for h in (AUTH, oauth)]  # 3rd, 4th
@@ -288,10 +294,10 @@ def test_a_fault_seed_gives_the_same_faults_whatever_the_order(tmp_path: Path) -
 
 def test_a_dropped_answer_closes_the_connection_after_the_write(serve_sandbox: ServeSandbox) -> None:
     s = serve_sandbox(faults=Faults(drop_rate=1))
-    with httpx.Client(base_url=s.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
+    with httpx.Client(verify=False, base_url=s.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
         c.post(UPSERT, json=[ITEM])
     calm = serve_sandbox(db=s.db)
-    listed = httpx.get(calm.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+    listed = get(calm.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
     assert [c["messageTemplate"] for c in listed] == ["hello"]
 
 
@@ -301,7 +307,7 @@ def test_latency_on_one_connection_does_not_hold_up_the_others(serve_sandbox: Se
 
     started = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: httpx.get(s.url + "/v3/targetGroups", headers=AUTH), range(6)))
+        answers = list(pool.map(lambda _: get(s.url + "/v3/targetGroups", headers=AUTH), range(6)))
     assert 0.4 <= time.monotonic() - started < 0.4 * 4  # in parallel (with room for a busy machine), not 6 x 400 ms
     assert [r.status_code for r in answers] == [200] * 6
 
@@ -489,15 +495,15 @@ def test_the_wsgi_module_serves_through_a_standard_wsgi_server(tmp_path: Path, m
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        health = httpx.get(url + "/healthz")
+        health = get(url + "/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        assert httpx.post(url + "/healthz").status_code == 405
+        assert post(url + "/healthz").status_code == 405
         team = {"Authorization": basic_header("team", "sandbox")}
-        assert httpx.get(url + "/v3/targetGroups/channels", headers=team).json()["data"] == [{"id": 1, "name": "SMS"}]
+        assert get(url + "/v3/targetGroups/channels", headers=team).json()["data"] == [{"id": 1, "name": "SMS"}]
         item = {"communicationType": "START", "channelId": 1, "messageTemplate": "via wsgiref"}
-        r = httpx.post(url + "/v3/targetGroups/2/targets/7/communications/upsert", json=[item], headers=team)
+        r = post(url + "/v3/targetGroups/2/targets/7/communications/upsert", json=[item], headers=team)
         assert r.status_code == 200 and r.json()["data"][0]["messageTemplate"] == "via wsgiref"
-        assert httpx.get(url + "/v3/targetGroups/channels", headers=AUTH).status_code == 401  # only the seed's
+        assert get(url + "/v3/targetGroups/channels", headers=AUTH).status_code == 401  # only the seed's
     finally:
         server.shutdown()
         thread.join()
@@ -527,7 +533,7 @@ def test_serve_flags_reach_the_server_and_the_seeds_credentials_are_printed(tmp_
             "credentials: Basic team / s3cret; OAuth client key k / secret s (tokens live 2 s)\n"
         )
         team = {"Authorization": basic_header("team", "s3cret")}
-        with httpx.Client(base_url=s.url, headers=team) as c:
+        with httpx.Client(verify=False, base_url=s.url, headers=team) as c:
             answers = [c.get("/v3/targetGroups/channels") for _ in range(4)]
         assert [r.status_code for r in answers] == [200, 200, 429, 401]
         assert answers[2].headers["retry-after"] == "1"
@@ -541,7 +547,7 @@ def test_the_fault_seed_flag_gives_the_runs_of_its_seed(tmp_path: Path) -> None:
     s = start_sandbox(tmp_path / "faulty.db", "--fail-rate", "0.5", "--fault-seed", "9")
     paths = [f"/v3/targetGroups/4100/targets/5200/communications?n={n}" for n in range(30)]
     try:
-        with httpx.Client(base_url=s.url, headers=AUTH) as c:
+        with httpx.Client(verify=False, base_url=s.url, headers=AUTH) as c:
             served = [c.get(p).status_code for p in paths]
     finally:
         stop_sandbox(s)
