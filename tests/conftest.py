@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import compileall
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ import typer.main
 import typer.testing
 from typer.testing import CliRunner
 
+import commctl
 from commctl.cli import app
 from commctl.domain import COMM_TYPES
 from commctl.sandbox.app import Faults, SandboxApp, open_store
@@ -43,21 +46,27 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int,
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """With xdist, rewrite the test modules' assertions once, here, and cache them for the workers.
+    """Compile once, here, what every process of the run would otherwise compile for itself.
 
-    Each worker otherwise parses and rewrites every test module itself (most of a second of CPU per
-    worker, more under coverage) wherever pytest may not write its cache (PYTHONDONTWRITEBYTECODE),
-    and every worker of a fresh clone does it anyway. Workers read a fresh cached module whether or
-    not they may write one. This uses pytest's own (private) rewriting: if it changes shape, nothing
-    is cached and each worker rewrites as before.
+    Where Python may not write bytecode (PYTHONDONTWRITEBYTECODE) or on a fresh clone, each worker
+    and each `commctl` subprocess compiled commctl's modules again, and each worker rewrote every test
+    module's assertions (most of a second of CPU per worker, more under coverage). Cached bytecode is
+    read whether or not it may be written, so it is written once: commctl's and the test helpers' as
+    `pip install` would (compileall), the test modules' as pytest does. The assertion rewriting uses
+    pytest's own (private) functions: if they change shape, nothing is cached and each worker
+    rewrites as before.
     """
-    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+    if hasattr(config, "workerinput"):
+        return
+    here = Path(__file__).parent
+    for directory in (Path(commctl.__file__).parent, here):
+        compileall.compile_dir(directory, quiet=1, rx=re.compile(r"(^|/)(test_|conftest)[^/]*$"))
+    if not config.getoption("numprocesses", None):
         return
     try:
         from _pytest.assertion import rewrite
 
         state = config.stash[rewrite.assertstate_key]
-        here = Path(__file__).parent
         for source in [here / "conftest.py", *sorted(here.glob("test_*.py"))]:
             pyc = rewrite.get_cache_dir(source) / (source.stem + rewrite.PYC_TAIL)
             if rewrite._read_pyc(source, pyc) is None:
