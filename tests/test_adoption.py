@@ -104,6 +104,7 @@ def test_ci_runs_the_readme_test_command_and_quickstart() -> None:
     install, _, test_command = quickstart.group(1).splitlines()[1].partition(" && ")
     assert install == "pip install -e '.[test]'" and test_command.startswith("python -m pytest")
     assert f"suite {test_command}\n" in ci  # the README's test command is CI's, word for word
+    assert re.search(r"^suite \S+ -m pytest -q --cov=commctl --cov-branch$", ci, re.M)  # and CI measures coverage
     development = readme[readme.index("## Development") :]
     assert f"\n{test_command}  " in development
     for command in ("ruff check src tests benchmarks", "mypy"):
