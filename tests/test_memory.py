@@ -85,31 +85,43 @@ def test_streamed_json_is_written_in_batches_with_a_line_end() -> None:
 
 # ---- memory per communication ----
 
-# Traced in a fresh process, with commctl's modules imported before tracing starts: what is left to
-# count is what the run itself allocates. The bytes per communication are the slope between two sizes,
-# so start-up, imports and fixed costs cancel out. A file is read with one read() of the size limit,
-# for which Python allocates the whole 8 MiB up front (mostly never touched, so not resident): lowered
-# here, or it would be the peak of the smaller run.
-TRACED_PEAK = """
-import sys, tracemalloc
-import commctl.cli, commctl.client, commctl.commands.write, commctl.loader, commctl.plan, commctl.render
-commctl.loader.MAX_FILE_BYTES = 1 << 20
-tracemalloc.start()
+# Each run is traced on its own (tracemalloc started just before it and stopped after it), in one
+# fresh process, after an untraced run of each output: imports and one-time set-ups are not counted,
+# only what the run itself allocates. The bytes per communication are the slope between two sizes,
+# so fixed costs cancel out. A file is read with one read() of the size limit, for which Python
+# allocates the whole 8 MiB up front (mostly never touched, so not resident): lowered here, or it
+# would be the peak of the smaller run.
+TRACED_PEAKS = """
+import json, sys, tracemalloc
+import commctl.loader
 from commctl.__main__ import main
-try:
-    code = main()
-except SystemExit as e:
-    code = e.code
-print("exit", code, "peak", tracemalloc.get_traced_memory()[1], file=sys.stderr)
+commctl.loader.MAX_FILE_BYTES = 1 << 20
+
+def run(args, traced):
+    sys.argv = ["commctl", *args]
+    if traced:
+        tracemalloc.start()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return code, peak
+
+runs = json.loads(sys.argv[1])
+for args in runs["warm"]:
+    run(args, traced=False)
+print(json.dumps([run(args, traced=True) for args in runs["traced"]]), file=sys.stderr)
 """
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("output", ["json", "table"])
-def test_diff_holds_under_two_kilobytes_per_communication(
-    output: str, sandbox_factory: Callable[..., Sandbox], tmp_path: Path
-) -> None:
+def test_diff_holds_under_two_kilobytes_per_communication(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
     """SPEC 9 (diff of 50k <= 150 MiB): no per-item records, whole documents or whole tables kept.
 
-    About 1.1 KB per communication today with -o json and 1.5 KB with the piped table (the slope
+    About 1.0 KB per communication today with -o json and 1.3 KB with the piped table (the slope
     from 200 to 1,000); it was 4.8 and 4.6 KB when the changes records, the results list and the JSON
     text or table rows were all kept at once.
     """
@@ -121,15 +133,22 @@ def test_diff_holds_under_two_kilobytes_per_communication(
         + "credentials:\n  basic: [{username: sandbox, password: sandbox}]\n",
     )
     sandbox = sandbox_factory("--seed", str(seed))
-    env = {**os.environ, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"}
-    peaks = []
-    for total in (small, large):
-        files = communications(tmp_path / str(total), total)
-        args = ["diff", "-f", str(files), "--host", sandbox.url, "-o", output, "-q"]
-        done = subprocess.run(
-            [sys.executable, "-c", TRACED_PEAK, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-        )
-        assert done.stderr.split()[-4:-1] == ["exit", "7", "peak"], done.stderr  # 7: differences found
-        peaks.append(int(done.stderr.split()[-1]))
-    per_communication = (peaks[1] - peaks[0]) / (large - small)
-    assert per_communication < 1800, f"{per_communication:.0f} bytes per communication"
+    files = {total: communications(tmp_path / str(total), total) for total in (small, large)}
+    outputs = ("json", "table")
+
+    def diff(total: int, output: str) -> list[str]:
+        return ["diff", "-f", str(files[total]), "--host", sandbox.url, "-o", output, "-q"]
+
+    runs = {"warm": [diff(small, o) for o in outputs], "traced": [diff(n, o) for o in outputs for n in (small, large)]}
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED_PEAKS, json.dumps(runs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"},
+    )
+    results = json.loads(done.stderr.splitlines()[-1])
+    assert [code for code, _ in results] == [7] * 4, done.stderr  # 7: differences found
+    peaks = [peak for _, peak in results]  # json small, json large, table small, table large
+    per_communication = {output: (peaks[2 * n + 1] - peaks[2 * n]) / (large - small) for n, output in enumerate(outputs)}
+    assert all(size < 1800 for size in per_communication.values()), per_communication
