@@ -52,15 +52,17 @@ def pytest_configure(config: pytest.Config) -> None:
     and each `commctl` subprocess compiled commctl's modules again, and each worker rewrote every test
     module's assertions (most of a second of CPU per worker, more under coverage). Cached bytecode is
     read whether or not it may be written, so it is written once: commctl's and the test helpers' as
-    `pip install` would (compileall), the test modules' as pytest does. The assertion rewriting uses
+    `pip install` would (compileall; only in this checkout's own tree, and only where it may write),
+    the test modules' as pytest does. The assertion rewriting uses
     pytest's own (private) functions: if they change shape, nothing is cached and each worker
     rewrites as before.
     """
     if hasattr(config, "workerinput"):
         return
     here = Path(__file__).parent
-    for directory in (Path(commctl.__file__).parent, here):
-        compileall.compile_dir(directory, quiet=1, rx=re.compile(r"(^|/)(test_|conftest)[^/]*$"))
+    for directory in (Path(commctl.__file__).resolve().parent, here):
+        if directory.is_relative_to(ROOT) and os.access(directory, os.W_OK):
+            compileall.compile_dir(directory, quiet=1, rx=re.compile(r"(^|/)(test_|conftest)[^/]*$"))
     if not config.getoption("numprocesses", None):
         return
     try:
@@ -85,8 +87,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     two thirds of the run, about one worker waits at a time while the others keep the cores busy.
     """
     waits = [item for item in items if item.get_closest_marker("waits")]
-    ordered = [item for item in items if item.get_closest_marker("slow")]
-    ordered += [item for item in items if not item.get_closest_marker("slow") and not item.get_closest_marker("waits")]
+    others = [item for item in items if not item.get_closest_marker("waits")]
+    ordered = sorted(others, key=lambda item: not item.get_closest_marker("slow"))
     gap = len(ordered) * 2 // 3 // max(1, len(waits))
     for n, item in enumerate(waits):
         ordered.insert(n * (gap + 1), item)

@@ -147,6 +147,7 @@ def test_diff_holds_under_two_kilobytes_per_communication(sandbox_factory: Calla
         text=True,
         env={**os.environ, "COMMCTL_USERNAME": "sandbox", "COMMCTL_PASSWORD": "sandbox"},
     )
+    assert done.returncode == 0, done.stderr
     results = json.loads(done.stderr.splitlines()[-1])
     assert [code for code, _ in results] == [7] * 4, done.stderr  # 7: differences found
     peaks = [peak for _, peak in results]  # json small, json large, table small, table large

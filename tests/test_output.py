@@ -377,7 +377,6 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert head.stdout == b'[{"targetG' and head.stderr == b""
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(
     sys.gettrace() is not None, reason="a tracer (coverage, a debugger) slows the table's Python, not json's C"
 )

@@ -172,7 +172,8 @@ def test_a_rate_in_a_config_file_that_is_a_boolean_is_exit_4(cli: Cli, tmp_path:
 
 # ---- against a rate-limited sandbox ----
 
-TARGETS, LIMIT = 100, 100  # 201 requests against 100 per second: three windows, about two and a half seconds
+TARGETS, LIMIT = 150, 75  # 301 requests against 75 per second: about four seconds, most of them waited out beside
+# other tests (`waits`). Fewer windows let a client that ignores 429s pass: it meets the limit too seldom.
 
 
 @pytest.mark.waits
@@ -216,6 +217,7 @@ def test_a_bulk_run_against_a_per_second_limit_gets_few_429s_and_completes(tmp_p
     statuses = re.findall(r" /v3/\S* (\d{3})\b", log)
     assert len(statuses) >= 2 * TARGETS + 1, log[-2000:]  # the server's log saw every request
     refused = statuses.count("429")
+    assert refused >= 1, "the run never met the limit: nothing was tested"
     assert refused <= 0.05 * len(statuses), f"{refused} of {len(statuses)} requests answered 429"
 
 

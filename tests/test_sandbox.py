@@ -34,8 +34,9 @@ ITEM = {
 
 # The sandbox is plain http on loopback: nothing to verify, and no certificate store to load (about
 # 20 ms for each client httpx makes).
-get = functools.partial(httpx.get, verify=False)
-post = functools.partial(httpx.post, verify=False)
+plain_get = functools.partial(httpx.get, verify=False)
+plain_post = functools.partial(httpx.post, verify=False)
+
 
 @pytest.fixture
 def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
@@ -168,16 +169,16 @@ def test_state_survives_a_restart_and_reset_starts_over(tmp_path: Path, cli: Cli
     db = tmp_path / "state.db"
     s = serve_in_thread(db)
     try:
-        post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
+        plain_post(s.url + UPSERT, json=[ITEM], headers=AUTH).raise_for_status()
     finally:
         s.stop()
     s = serve_in_thread(db)  # a new store on the same file: nothing carried over in memory
     try:
-        listed = get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+        listed = plain_get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
         assert [c["messageTemplate"] for c in listed] == ["hello"]
         out = cli("sandbox", "reset", "--db", str(db))  # another store resets the file under a running server
         assert out.code == 0, out
-        assert get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
+        assert plain_get(s.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"] == []
     finally:
         s.stop()
 
@@ -189,7 +190,7 @@ def test_custom_seed(tmp_path: Path, serve_sandbox: ServeSandbox) -> None:
         "[{id: 2}]\ncredentials:\n  basic: [{username: u, password: p}]\n",
     )
     s = serve_sandbox(seed=seed)
-    r = get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
+    r = plain_get(s.url + "/v3/targetGroups/channels", headers={"Authorization": basic_header("u", "p")})
     assert r.json()["data"] == [{"id": 7, "name": "WHATSAPP"}]
 
 
@@ -297,7 +298,7 @@ def test_a_dropped_answer_closes_the_connection_after_the_write(serve_sandbox: S
     with httpx.Client(verify=False, base_url=s.url, headers=AUTH) as c, pytest.raises(httpx.RemoteProtocolError):
         c.post(UPSERT, json=[ITEM])
     calm = serve_sandbox(db=s.db)
-    listed = get(calm.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
+    listed = plain_get(calm.url + "/v3/targetGroups/4100/targets/5200/communications", headers=AUTH).json()["data"]
     assert [c["messageTemplate"] for c in listed] == ["hello"]
 
 
@@ -307,7 +308,7 @@ def test_latency_on_one_connection_does_not_hold_up_the_others(serve_sandbox: Se
 
     started = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: get(s.url + "/v3/targetGroups", headers=AUTH), range(6)))
+        answers = list(pool.map(lambda _: plain_get(s.url + "/v3/targetGroups", headers=AUTH), range(6)))
     assert 0.4 <= time.monotonic() - started < 0.4 * 4  # in parallel (with room for a busy machine), not 6 x 400 ms
     assert [r.status_code for r in answers] == [200] * 6
 
@@ -495,15 +496,15 @@ def test_the_wsgi_module_serves_through_a_standard_wsgi_server(tmp_path: Path, m
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        health = get(url + "/healthz")
+        health = plain_get(url + "/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        assert post(url + "/healthz").status_code == 405
+        assert plain_post(url + "/healthz").status_code == 405
         team = {"Authorization": basic_header("team", "sandbox")}
-        assert get(url + "/v3/targetGroups/channels", headers=team).json()["data"] == [{"id": 1, "name": "SMS"}]
+        assert plain_get(url + "/v3/targetGroups/channels", headers=team).json()["data"] == [{"id": 1, "name": "SMS"}]
         item = {"communicationType": "START", "channelId": 1, "messageTemplate": "via wsgiref"}
-        r = post(url + "/v3/targetGroups/2/targets/7/communications/upsert", json=[item], headers=team)
+        r = plain_post(url + "/v3/targetGroups/2/targets/7/communications/upsert", json=[item], headers=team)
         assert r.status_code == 200 and r.json()["data"][0]["messageTemplate"] == "via wsgiref"
-        assert get(url + "/v3/targetGroups/channels", headers=AUTH).status_code == 401  # only the seed's
+        assert plain_get(url + "/v3/targetGroups/channels", headers=AUTH).status_code == 401  # only the seed's
     finally:
         server.shutdown()
         thread.join()
