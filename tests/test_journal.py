@@ -603,3 +603,70 @@ def test_history_marks_an_intent_with_no_outcome(cli: Cli, tmp_path: Path) -> No
     assert out.code == 0, out
     actions = {row.split("\t")[3]: row.split("\t")[6] for row in out.stdout.splitlines()[1:]}
     assert actions == {"5200": "update (no outcome)", "5201": "updated"}
+
+
+@pytest.mark.parametrize("where", ["reading back a lost answer", "taking in the answer"])
+def test_a_bug_after_a_write_was_sent_leaves_it_unknown_not_skipped(
+    cli: Cli, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A write that may have landed is never recorded `skipped` (restore passes those by): when
+    commctl breaks once it has sent it (a bug), the run ends with an internal error, the write is
+    `unknown` in the journal, and restore puts back what it replaced."""
+    from commctl.client import Client
+    from commctl.errors import UnavailableError
+
+    assert cli("upsert", "-f", SUMMER).code == 0
+    real_upsert, real_read = Client.upsert, Client.communications
+    reads: list[int] = []
+
+    def upsert(self: Client, group: int, target: int, items: list[dict[str, Any]]) -> Any:
+        real_upsert(self, group, target, items)  # the write lands
+        if where == "taking in the answer":
+            raise RuntimeError("a bug taking in the answer")
+        raise UnavailableError("the connection closed before the answer came", status=None)
+
+    def communications(self: Client, group: int, target: int) -> Any:
+        reads.append(target)
+        if len(reads) > 1:
+            raise RuntimeError("a bug reading back")
+        return real_read(self, group, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Client, "upsert", upsert)
+        patch.setattr(Client, "communications", communications)
+        out = cli(*REMINDER, "--message", "Hurry up!", "-o", "json")
+    assert out.code == 1, out
+    assert "internal error: RuntimeError: a bug" in out.stderr
+    [newest] = [p for p in journal_files(tmp_path) if p.stem in out.stderr]
+    entries = [json.loads(line) for line in newest.read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["update", "unknown"]
+
+    assert message(cli) == "Hurry up!"
+    restored = cli("restore", newest.stem)
+    assert restored.code == 0, restored
+    assert message(cli) == "3 days left to reach your summer target!"
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "not-landed"])
+def test_a_write_answered_with_what_the_api_never_sends_is_read_back(
+    cli: Cli, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, landed: bool
+) -> None:
+    """A 2xx answer that is not the API's (a proxy's page, a body that does not validate) may follow a
+    write that landed: the target is read again; what is live as intended is applied, the rest failed."""
+    from commctl.client import Client
+    from commctl.errors import ApiError
+
+    assert cli("upsert", "-f", SUMMER).code == 0
+    real_upsert = Client.upsert
+
+    def upsert(self: Client, group: int, target: int, items: list[dict[str, Any]]) -> Any:
+        if landed:
+            real_upsert(self, group, target, items)
+        raise ApiError("unexpected reply from POST /v3/...: not JSON (text/html)", status=200)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Client, "upsert", upsert)
+        out = cli(*REMINDER, "--message", "Hurry up!", "-o", "json")
+    [row] = out.json()["results"]
+    assert (out.code, row["action"]) == ((0, "updated") if landed else (5, "failed")), out
+    assert message(cli) == ("Hurry up!" if landed else "3 days left to reach your summer target!")

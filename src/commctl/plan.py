@@ -315,6 +315,12 @@ def fail(item: Item, error: BaseException) -> Item:
     return item
 
 
+def unknown(item: Item, error: BaseException) -> Item:
+    """A write that may or may not have landed: reported with what was meant, and weighed by restore."""
+    item.action, item.failure, item.result = Action.UNKNOWN, error, item.wire()
+    return item
+
+
 class Recorder(Protocol):
     """Where a batch records each target's intent before sending it, and its outcome after (the journal)."""
 
@@ -393,7 +399,12 @@ def apply(
         if ahead:
             ahead.before_send(index)
         try:
-            returned = client.upsert(batch[0].group, batch[0].target, [i.wire() for i in batch])
+            sent = client.upsert(batch[0].group, batch[0].target, [i.wire() for i in batch])
+            returned: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in sent}
+            for i in batch:
+                i.action = Action.CREATED if i.live is None else Action.UPDATED
+                reply = returned.get(i.key)
+                i.result = reply.api_dict() if reply else i.wire()
         except StoppedError:
             return  # never sent (it waited for a slot of the rate when the signal came): the items end skipped
         except UnavailableError as e:
@@ -403,18 +414,20 @@ def apply(
                 for i in batch:
                     fail(i, e)
         except ApiError as e:
-            for i in batch:
-                fail(i, e)
-        except Exception as e:
+            if e.status is None or 200 <= e.status < 300:  # an answer not understood: the write may have landed
+                _read_back(client, batch, e)
+            else:
+                for i in batch:
+                    fail(i, e)
+        except CommctlError as e:  # refused outright (401, 403): nothing was written, and the run ends here
             for i in batch:
                 fail(i, e)
             raise
-        else:
-            by_key: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in returned}
+        except Exception as e:  # a bug, perhaps once the write was sent: unknown (restore weighs it), not skipped
             for i in batch:
-                i.action = Action.CREATED if i.live is None else Action.UPDATED
-                reply = by_key.get(i.key)
-                i.result = reply.api_dict() if reply else i.wire()
+                if i.action.planned:
+                    unknown(i, e)
+            raise
         finally:
             if journal:  # an outcome for each item that has one; the rest end `skipped` below
                 journal.outcome(i for i in batch if not i.action.planned)
@@ -432,24 +445,30 @@ def apply(
     return items
 
 
-def _read_back(client: Client, batch: list[Item], error: UnavailableError) -> None:
-    """The answer to a write was lost: read the target again; what is live as intended was applied."""
+def _read_back(client: Client, batch: list[Item], error: ApiError) -> None:
+    """The answer to a write was lost or not understood: read the target again; what is live as intended was applied.
+
+    If the read fails, or breaks (a bug: raised again), the writes stay `unknown`, never `skipped`:
+    they may have landed, and restore passes skipped ones by.
+    """
     try:
         live: dict[tuple[str | None, int | None], Communication] = {
             c.key: c for c in client.communications(batch[0].group, batch[0].target)
         }
-    except CommctlError:
         for i in batch:
-            i.action, i.failure, i.result = Action.UNKNOWN, error, i.wire()
-        return
-    for i in batch:
-        now = live.get(i.key)
-        meant = i.wire()
-        if now is not None and all(now.values()[f] == meant[f] for f in VALUE_FIELDS):
-            i.action = Action.CREATED if i.live is None else Action.UPDATED
-            i.result = now.api_dict()
-        else:
-            fail(i, error)
+            now = live.get(i.key)
+            meant = i.wire()
+            if now is not None and all(now.values()[f] == meant[f] for f in VALUE_FIELDS):
+                i.action = Action.CREATED if i.live is None else Action.UPDATED
+                i.result = now.api_dict()
+            else:
+                fail(i, error)
+    except Exception as e:
+        for i in batch:
+            if i.action.planned:
+                unknown(i, error)
+        if not isinstance(e, CommctlError):
+            raise
 
 
 def failure_exit(items: list[Item]) -> ExitCode:
