@@ -53,9 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     module's assertions (most of a second of CPU per worker, more under coverage). Cached bytecode is
     read whether or not it may be written, so it is written once: commctl's and the test helpers' as
     `pip install` would (compileall; only in this checkout's own tree, and only where it may write),
-    the test modules' as pytest does. The assertion rewriting uses
-    pytest's own (private) functions: if they change shape, nothing is cached and each worker
-    rewrites as before.
+    the test modules' as pytest does. The assertion rewriting uses pytest's own (private) functions:
+    if they change shape, nothing is cached and each worker rewrites as before.
     """
     if hasattr(config, "workerinput"):
         return

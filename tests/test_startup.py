@@ -5,9 +5,10 @@ were loaded by the time it ended. `--help` of every command loads none of them (
 itself loads to print a help); each real command loads only the ones its job needs.
 
 The fresh interpreters are forked: a process that has imported `commctl.cli` (and nothing else of
-commctl's), which `commctl.__main__.main` imports first for every command, forks one child per case.
-A child starts from exactly the state every real run passes through, without paying for the
-interpreter start and that import again (a third of a `--help`).
+commctl's), which `commctl.__main__.main` imports first for every command, forks one child per case,
+or per group of cases that may not load the same modules (`Probe.loaded`). A child starts from
+exactly the state every real run passes through, without paying for the interpreter start and that
+import again (a third of a `--help`).
 """
 
 from __future__ import annotations

@@ -315,6 +315,12 @@ def fail(item: Item, error: BaseException) -> Item:
     return item
 
 
+def applied(item: Item, result: dict[str, Any] | None) -> None:
+    """A write that landed: created or updated, with what the API holds now."""
+    item.action = Action.CREATED if item.live is None else Action.UPDATED
+    item.result = result
+
+
 def unknown(item: Item, error: BaseException) -> Item:
     """A write that may or may not have landed: reported with what was meant, and weighed by restore."""
     item.action, item.failure, item.result = Action.UNKNOWN, error, item.wire()
@@ -402,9 +408,8 @@ def apply(
             sent = client.upsert(batch[0].group, batch[0].target, [i.wire() for i in batch])
             returned: dict[tuple[str | None, int | None], Communication] = {c.key: c for c in sent}
             for i in batch:
-                i.action = Action.CREATED if i.live is None else Action.UPDATED
                 reply = returned.get(i.key)
-                i.result = reply.api_dict() if reply else i.wire()
+                applied(i, reply.api_dict() if reply else i.wire())
         except StoppedError:
             return  # never sent (it waited for a slot of the rate when the signal came): the items end skipped
         except UnavailableError as e:
@@ -459,8 +464,7 @@ def _read_back(client: Client, batch: list[Item], error: ApiError) -> None:
             now = live.get(i.key)
             meant = i.wire()
             if now is not None and all(now.values()[f] == meant[f] for f in VALUE_FIELDS):
-                i.action = Action.CREATED if i.live is None else Action.UPDATED
-                i.result = now.api_dict()
+                applied(i, now.api_dict())
             else:
                 fail(i, error)
     except Exception as e:
